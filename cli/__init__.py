@@ -1,0 +1,1 @@
+"""The `trends` command line: Typer in front, Hydra behind. Nothing here imports torch."""

@@ -1,0 +1,113 @@
+"""From typed CLI options to a Hydra run: run folders, the Hydra entry, and errors turned into short messages."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from trends.core.errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass(frozen=True)
+class Demo:
+    command: str  # what users type: `trends vit-vs-cnn`
+    config: str  # primary config: conf/<config>.yaml
+    entry: str  # module with run(cfg, run)
+    help: str
+    issue: int  # where it is specified, for the "not built yet" message
+
+    @property
+    def available(self) -> bool:
+        return (CONF_DIR / f"{self.config}.yaml").is_file()
+
+
+def outputs_root() -> Path:
+    return Path(os.environ.get("TRENDS_OUTPUTS", "outputs"))
+
+
+def new_run_dir(command: str, multirun: bool = False) -> Path:
+    """`outputs/<command>[/multirun]/<timestamp>`, created here so two runs started in one second never share it."""
+    base = outputs_root() / command / ("multirun" if multirun else "")
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    for attempt in range(1000):
+        path = base / (stamp if attempt == 0 else f"{stamp}_{attempt}")
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise UserError(f"cannot create the run folder {path} ({err.strerror}); run from a writable folder "
+                            "or set TRENDS_OUTPUTS to one") from None
+    raise UserError(f"could not find a free run folder name under {base}")
+
+
+def resume_overrides(demo: Demo, run_dir: Path) -> list[str]:
+    """The overrides a run was started with, so `--resume` rebuilds exactly its config."""
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    if not saved.is_file():
+        raise UserError(f"{run_dir} is not a run folder (no .hydra/overrides.yaml); "
+                        f"pass a folder under {outputs_root() / demo.command}")
+    hydra_cfg = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml")
+    if OmegaConf.select(hydra_cfg, "hydra.job.name") != demo.config:
+        raise UserError(f"{run_dir} is not a `trends {demo.command}` run")
+    if not (run_dir / "checkpoints" / "last.pt").is_file():
+        raise UserError(f"{run_dir} has no checkpoint to resume from (checkpoints/last.pt); start a new run")
+    return [o for o in OmegaConf.load(saved) if not o.startswith("resume=")]
+
+
+def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke: bool, multirun: bool,
+               print_cfg: bool, resume: Path | None) -> tuple[list[str], Path | None]:
+    """Hydra's argv for the options a user typed, and the run folder it will use."""
+    args: list[str] = []
+    if resume is not None:
+        args += resume_overrides(demo, resume)
+    if smoke:
+        args.append("experiment=smoke")
+    if epochs is not None:
+        args.append(f"train.epochs={int(epochs) if float(epochs).is_integer() else epochs}")
+    args += overrides
+    args.append(f"hydra.job.name={demo.config}")
+    if print_cfg:
+        return ["--cfg", "job", *args], None
+    if resume is not None:
+        return [*args, "resume=true", f"hydra.run.dir={resume}"], resume
+    if multirun:
+        sweep_dir = new_run_dir(demo.command, multirun=True)
+        return ["--multirun", *args, f"hydra.sweep.dir={sweep_dir}"], sweep_dir
+    run_dir = new_run_dir(demo.command)
+    return [*args, f"hydra.run.dir={run_dir}"], run_dir
+
+
+def run_hydra(demo: Demo, argv: list[str]) -> None:
+    """Hand over to Hydra's own entry, so multirun, launchers, sweepers and .hydra/ records all work."""
+    import hydra
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # errors reach cli.main, which decides how much of them to show
+    sys.argv = [f"trends {demo.command}", *argv]
+    hydra.main(config_path=str(CONF_DIR), config_name=demo.config, version_base="1.3")(_task(demo))()
+
+
+def _task(demo: Demo):
+    def task(cfg):
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        from trends.core.config import check_override_types
+        from trends.core.run import execute
+
+        hc = HydraConfig.get()
+        overrides = list(hc.overrides.task)
+        check_override_types(cfg, demo.config, overrides, dict(hc.runtime.choices))
+        train = importlib.import_module(demo.entry).run
+        return execute(train, cfg, Path(hc.runtime.output_dir), command=demo.command, overrides=overrides,
+                       multirun=hc.mode == RunMode.MULTIRUN)
+
+    return task

@@ -1,0 +1,170 @@
+"""`trends`: one subcommand per demo, plus `sample` and `runs`.
+
+Demo options (`--epochs`, `--smoke`, `-m`, `--cfg`, `--resume`) become Hydra overrides; everything else on the line
+is a Hydra override itself (`model.n_layer=6`, `data=text`, `seed=0,1`).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from cli import bridge
+from cli.bridge import CONF_DIR, Demo
+
+DEMOS = [
+    Demo("contrastive", "contrastive", "trends.contrastive.train",
+         "SimCLR self-supervised learning, evaluated with kNN and a linear probe.", 4),
+    Demo("gnn", "gnn", "trends.gnn.train", "Graph neural networks on citation graphs and molecules.", 3),
+    Demo("lm", "lm", "trends.lm.train", "A character-level GPT on Tiny Shakespeare (or any text file).", 2),
+    Demo("vit-vs-cnn", "vit_vs_cnn", "trends.vit_vs_cnn.train",
+         "Vision Transformer against a CNN on growing fractions of the data.", 5),
+]
+
+app = typer.Typer(help="Run the deep-learning trends of recent years on your own machine.",
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def _complete_overrides(demo: Demo):
+    """Offer `group=option` for each config group of the demo (read from conf/, no composition needed)."""
+    def complete(incomplete: str) -> list[str]:
+        groups = CONF_DIR / demo.config
+        options = [f"{g.name}={o.stem}" for g in sorted(groups.glob("*")) if g.is_dir() for o in sorted(g.glob("*.yaml"))]
+        return [o for o in options if o.startswith(incomplete)]
+    return complete
+
+
+def _add_demo(demo: Demo) -> None:
+    def command(
+        overrides: Optional[List[str]] = typer.Argument(
+            None, metavar="[OVERRIDES]...", help="Hydra overrides: key=value, group=option, sweeps a=1,2 with -m.",
+            autocompletion=_complete_overrides(demo), show_default=False),
+        epochs: Optional[float] = typer.Option(None, "--epochs", help="Training epochs (train.epochs)."),
+        smoke: bool = typer.Option(False, "--smoke", help="Tiny offline data and model: seconds (experiment=smoke)."),
+        multirun: bool = typer.Option(False, "-m", "--multirun", help="Sweep: one job per combination of values."),
+        cfg: bool = typer.Option(False, "--cfg", help="Print the composed config and exit."),
+        resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
+        debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
+    ) -> None:
+        if not demo.available:
+            _fail(f"`trends {demo.command}` is not built yet (see issue #{demo.issue}); try `trends lm`.")
+        if resume is not None and multirun:
+            _fail("--resume continues one run; drop -m")
+        code = _launch(demo, list(overrides or []), epochs=epochs, smoke=smoke, multirun=multirun,
+                       print_cfg=cfg, resume=resume, debug=debug)
+        raise typer.Exit(code)
+
+    app.command(name=demo.command, help=demo.help)(command)
+
+
+def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
+    """Run through Hydra; map every way it can end to an exit code and at most two lines of explanation."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from trends.core.errors import Diverged, RunInterrupted, UserError
+
+    show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    run_dir = None
+    try:
+        argv, run_dir = bridge.hydra_argv(demo, overrides, **options)
+        bridge.run_hydra(demo, argv)
+        return 0
+    except (RunInterrupted, KeyboardInterrupt):
+        where = f"; continue with: trends {demo.command} --resume {run_dir}" if run_dir else ""
+        typer.echo(f"interrupted{where}", err=True)
+        return 130
+    except Exception as err:
+        if show_traceback:
+            raise
+        if isinstance(err, UserError):
+            typer.echo(f"error: {err}", err=True)
+            return 2
+        if isinstance(err, (HydraException, OmegaConfBaseException)):
+            typer.echo(f"error: {_hydra_message(err)}", err=True)
+            return 2
+        if isinstance(err, Diverged):
+            typer.echo(f"diverged: {err} (run folder: {run_dir})", err=True)
+            return 1
+        typer.echo(f"error: {type(err).__name__}: {err}\n(run folder: {run_dir}; add --debug for the traceback)",
+                   err=True)
+        return 1
+
+
+def _hydra_message(err: Exception) -> str:
+    """Hydra's own words (they list the valid options), plus OmegaConf's reason, without the traceback."""
+    text = str(err).strip()
+    cause = err.__cause__
+    if cause is not None and str(cause).split("\n")[0] not in text:
+        text += "\n" + str(cause).split("\n")[0]
+    return text
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+for _demo in DEMOS:
+    _add_demo(_demo)
+
+
+@app.command()
+def sample(
+    run_dir: Path = typer.Argument(..., help="Folder of a trained `trends lm` run."),
+    prompt: str = typer.Option("\n", "--prompt", help="Text to continue."),
+    tokens: int = typer.Option(500, "--tokens", min=1, help="Characters to generate."),
+    temperature: float = typer.Option(0.8, "--temperature", min=1e-3, help="Below 1: safer; above 1: wilder."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Sample only from the k likeliest."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Generate text from a trained `trends lm` run."""
+    from trends.core.errors import UserError
+
+    try:
+        from trends.lm.sample import sample_from_run
+
+        text = sample_from_run(run_dir, prompt=prompt, tokens=tokens, temperature=temperature, top_k=top_k,
+                               seed=seed, device=device)
+    except UserError as err:
+        _fail(str(err))
+    typer.echo(text)
+
+
+runs_app = typer.Typer(help="Recent runs: what ran, how it ended, what it reached.")
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.callback(invoke_without_command=True)
+def runs(ctx: typer.Context,
+         root: Path = typer.Option(None, "--root", help="Outputs folder (default: ./outputs or $TRENDS_OUTPUTS)."),
+         limit: int = typer.Option(20, "--limit", min=1)) -> None:
+    """Table of recent runs: command, status, key overrides, headline metric, time."""
+    if ctx.invoked_subcommand is None:
+        from cli.runs import print_runs
+
+        print_runs(root or bridge.outputs_root(), limit)
+
+
+@runs_app.command("show")
+def runs_show(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
+    """Everything a run recorded: summary, config, files."""
+    from cli.runs import show_run
+
+    try:
+        show_run(run_dir)
+    except FileNotFoundError as err:
+        _fail(str(err))
+
+
+def main() -> None:
+    app(prog_name="trends")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Config groups of `trends lm` (found through hydra.searchpath in conf/lm.yaml)."""

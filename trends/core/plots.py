@@ -1,0 +1,59 @@
+"""Headless matplotlib helpers: every run writes PNGs under its plots/ folder."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def line_plot(path: Path, series: dict[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str,
+              ylabel: str, title: str, logx: bool = False, hlines: dict[str, float] | None = None) -> Path:
+    """One line per named (xs, ys) series, optional labelled horizontal reference lines."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, label=label)
+    for label, y in (hlines or {}).items():
+        ax.axhline(y, linestyle="--", color="grey", linewidth=1)
+        ax.annotate(label, (0.01, y), xycoords=("axes fraction", "data"), va="bottom", fontsize=8, color="grey")
+    if logx:
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save(fig, path)
+
+
+def learning_curves(path: Path, records: Iterable[dict], metric: str, *, x: str = "step",
+                    title: str = "") -> Path:
+    """Plot `metric` against `x` for every split found in metrics.jsonl records."""
+    series: dict[str, tuple[list, list]] = {}
+    for r in records:
+        if metric in r and r[metric] is not None:
+            xs, ys = series.setdefault(r["split"], ([], []))
+            xs.append(r[x])
+            ys.append(r[metric])
+    return line_plot(path, series, xlabel=x, ylabel=metric, title=title or metric)
+
+
+def scatter_2d(path: Path, points, labels, *, title: str, class_names: Sequence[str] | None = None) -> Path:
+    """A 2-D projection coloured by class (points: (N, 2) array, labels: (N,) ints)."""
+    fig, ax = plt.subplots(figsize=(6, 6))
+    sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=6, alpha=0.8)
+    if class_names is not None:
+        handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(i))) for i in range(len(class_names))]
+        ax.legend(handles, class_names, fontsize=7, loc="best")
+    ax.set(title=title, xticks=[], yticks=[])
+    return save(fig, path)
+
+
+def save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

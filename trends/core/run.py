@@ -1,0 +1,199 @@
+"""A run's record on disk: metrics.jsonl as it trains, summary.json with its status at the end.
+
+`execute` wraps a demo's `run(cfg, run)` so that every way a run can end (completed, Ctrl-C, NaN, bad input, bug)
+leaves a complete folder with an honest status.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import Diverged, RunInterrupted, UserError
+
+log = logging.getLogger(__name__)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+class Run:
+    """The folder of one run and what is written into it."""
+
+    def __init__(self, out_dir: Path, cfg: DictConfig, command: str, overrides: list[str]):
+        self.dir = Path(out_dir)
+        self.cfg = cfg
+        self.metrics_path = self.dir / "metrics.jsonl"
+        self.summary_path = self.dir / "summary.json"
+        self.checkpoint_path = self.dir / "checkpoints" / "last.pt"
+        self.plots_dir = self.dir / "plots"
+        self.stop_requested = False  # set by Ctrl-C; loops check it at step boundaries
+        self.logged_any = False
+        self._t0 = time.perf_counter()
+        self._elapsed_before = 0.0  # time spent before a resume
+        self.summary: dict[str, Any] = {
+            "status": "running",
+            "command": command,
+            "overrides": overrides,
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seed": cfg.get("seed"),
+            "versions": _versions(),
+            "git_commit": _git_commit(),
+        }
+
+    # -- time -----------------------------------------------------------------------------------------------------
+    @property
+    def elapsed(self) -> float:
+        """Seconds of work on this run, including the time before a resume."""
+        return self._elapsed_before + time.perf_counter() - self._t0
+
+    # -- metrics --------------------------------------------------------------------------------------------------
+    def log(self, step: int, split: str, epoch: float | None = None, **values: float) -> dict:
+        """Append one point to metrics.jsonl: {step, epoch, split, <metrics>, elapsed}."""
+        record = {"step": step, "epoch": epoch, "split": split,
+                  **{k: _jsonable(v) if hasattr(v, "item") else v for k, v in values.items()},
+                  "elapsed": round(self.elapsed, 3)}
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        self.logged_any = True
+        return record
+
+    def history(self, split: str | None = None) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        records = [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        return [r for r in records if split is None or r["split"] == split]
+
+    def rewind(self, step: int, elapsed: float) -> None:
+        """On resume: forget points logged after the checkpoint's step and carry its elapsed time forward."""
+        kept = [r for r in self.history() if r["step"] <= step]
+        tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, self.metrics_path)
+        self._elapsed_before = elapsed
+        self._t0 = time.perf_counter()
+        previous = self._read_summary()
+        self.summary["started_at"] = previous.get("started_at", self.summary["started_at"])
+        self.summary["resumed"] = previous.get("resumed", 0) + 1
+
+    # -- summary --------------------------------------------------------------------------------------------------
+    def update(self, **fields: Any) -> None:
+        self.summary.update(fields)
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        self.summary.update(status=status, duration_s=round(self.elapsed, 2),
+                            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        if error:
+            self.summary["error"] = error
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.summary_path, self.summary)
+
+    def _read_summary(self) -> dict:
+        try:
+            return json.loads(self.summary_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+
+def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: Path, *, command: str,
+            overrides: list[str], multirun: bool) -> dict:
+    """Run `train(cfg, run)` and record how it ended.
+
+    In a sweep a failed job is recorded and the sweep goes on; in a single run the error reaches the CLI.
+    """
+    run = Run(out_dir, cfg, command, overrides)
+    try:
+        with _graceful_sigint(run):
+            train(cfg, run)
+    except (RunInterrupted, KeyboardInterrupt):
+        run.finish("interrupted")
+        raise  # Ctrl-C stops a sweep too
+    except Diverged as err:
+        run.update(diverged_at_step=err.step)
+        run.finish("diverged", error=str(err))
+        log.error("diverged: %s", err)
+        if not multirun:
+            raise
+    except UserError as err:
+        if not multirun and not run.logged_any:
+            shutil.rmtree(run.dir, ignore_errors=True)  # bad input leaves no half-made run behind
+            raise
+        run.finish("failed", error=str(err))
+        if not multirun:
+            raise
+        log.error("job failed: %s", err)
+    except Exception:
+        run.finish("failed", error=traceback.format_exc())
+        if not multirun:
+            raise
+        log.exception("job failed; the sweep goes on")
+    else:
+        run.finish("completed")
+    return run.summary
+
+
+@contextmanager
+def _graceful_sigint(run: Run):
+    """First Ctrl-C asks the loop to save and stop at the next step boundary; a second one aborts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if run.stop_requested:
+            raise KeyboardInterrupt
+        run.stop_requested = True
+        log.warning("Ctrl-C: saving a checkpoint at the end of this step (press again to abort now)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("torch", "torchvision", "torch_geometric", "numpy", "hydra-core", "trends"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def to_container(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True)
