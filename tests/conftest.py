@@ -1,0 +1,58 @@
+"""Shared fixtures: the read-only real data in ../shared/data, a fresh outputs folder, and CLI runners."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("TRENDS_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+TRENDS = [sys.executable, "-m", "cli"]
+
+
+def shared(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test where this machine has no copy."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not on this machine")
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Run inside a fresh folder: outputs/ lands there, caches too (XDG_CACHE_HOME), so tests never share state."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("TRENDS_OUTPUTS", raising=False)
+    monkeypatch.delenv("TRENDS_DATA", raising=False)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    return tmp_path
+
+
+def trends(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`trends ARGS` in a subprocess (the real entry point, signals and exit codes included)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*TRENDS, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    """`trends ARGS` in-process through Typer's runner: (exit_code, output)."""
+    from cli.main import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        result = runner.invoke(app, list(args), catch_exceptions=False)
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def run_dirs(root: Path, command: str) -> list[Path]:
+    """Run folders (those with a summary.json) under <root>/outputs/<command>."""
+    return sorted(p.parent for p in (root / "outputs" / command).glob("**/summary.json"))

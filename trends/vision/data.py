@@ -1,0 +1,124 @@
+"""Image datasets as whole uint8 tensors, so a demo can put them on the training device once and augment there
+(airbench's recipe: no DataLoader between the reader and the loop).
+
+Sources: CIFAR-10 (torchvision download into the data root), any ImageFolder tree (`train/` and `test/` with one
+folder per class), and a synthetic set for smoke runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from trends.core.data import cache_dir, data_root, is_writable
+from trends.core.errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass
+class ImageSet:
+    images: torch.Tensor  # (N, 3, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> "ImageSet":
+        return ImageSet(self.images[index], self.labels[index], self.classes)
+
+    def to(self, device) -> "ImageSet":
+        return ImageSet(self.images.to(device), self.labels.to(device), self.classes)
+
+
+def load_image_sets(cfg: DictConfig) -> tuple[ImageSet, ImageSet]:
+    """(train, test) for `data.name` in cifar10 | imagefolder | synthetic."""
+    if cfg.name == "cifar10":
+        return _cifar10(data_root(cfg.root)), _cifar10(data_root(cfg.root), train=False)
+    if cfg.name == "imagefolder":
+        root = Path(cfg.path).expanduser() if cfg.path else None
+        if root is None or not root.is_dir():
+            raise UserError(f"data.path={cfg.path} is not a folder; give a folder with train/ and test/ "
+                            "sub-folders of class folders (ImageFolder layout)")
+        return _image_folder(root / "train"), _image_folder(root / "test")
+    if cfg.name == "synthetic":
+        return (synthetic(cfg.train_size, cfg.num_classes, cfg.image_size, seed=0),
+                synthetic(cfg.test_size, cfg.num_classes, cfg.image_size, seed=1))
+    raise UserError(f"data.name={cfg.name} is not known; use cifar10, imagefolder or synthetic")
+
+
+def _cifar10(root: Path, train: bool = True) -> ImageSet:
+    from torchvision.datasets import CIFAR10
+
+    folder = root if (root / "cifar-10-batches-py").is_dir() or is_writable(root) else cache_dir() / "data"
+    try:
+        ds = CIFAR10(str(folder), train=train, download=not (folder / "cifar-10-batches-py").is_dir())
+    except (OSError, RuntimeError) as err:
+        raise UserError(f"CIFAR-10 is not in {folder} and could not be downloaded ({err}).\n"
+                        f"Put cifar-10-python.tar.gz (or its extracted cifar-10-batches-py/) in {folder}, "
+                        "or use data=imagefolder data.path=DIR") from None
+    images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    return ImageSet(images, torch.tensor(ds.targets, dtype=torch.long), list(ds.classes))
+
+
+def _image_folder(folder: Path) -> ImageSet:
+    """Decode every image under `folder/<class>/` once; later runs read a cached tensor file."""
+    if not folder.is_dir():
+        raise UserError(f"{folder} is missing; an ImageFolder root needs train/ and test/ sub-folders")
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    files = [(f, i) for i, c in enumerate(classes) for f in sorted((folder / c).iterdir())
+             if f.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise UserError(f"no images under {folder}/<class>/ (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    key = hashlib.sha256("\n".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f, _ in files).encode())
+    cached = cache_dir() / "vision" / f"{folder.name}-{key.hexdigest()[:16]}.pt"
+    if cached.is_file():
+        saved = torch.load(cached, weights_only=True)
+        return ImageSet(saved["images"], saved["labels"], classes)
+    log.info("decoding %d images under %s (once; cached in %s)", len(files), folder, cached.parent)
+    from PIL import Image
+
+    arrays = []
+    for path, _ in files:
+        with Image.open(path) as img:
+            arrays.append(np.asarray(img.convert("RGB")))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise UserError(f"images under {folder} differ in size ({sorted(shapes)[:3]}…); resize them to one size")
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([i for _, i in files], dtype=torch.long)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp")
+    torch.save({"images": images, "labels": labels}, tmp)
+    tmp.replace(cached)
+    return ImageSet(images, labels, classes)
+
+
+def synthetic(n: int, num_classes: int, size: int, seed: int) -> ImageSet:
+    """Learnable toy images: each class is a colour and a stripe orientation, plus noise and a random shift."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % num_classes
+    colours = torch.rand(num_classes, 3, 1, 1, generator=torch.Generator().manual_seed(1234))
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    angles = torch.arange(num_classes) * torch.pi / num_classes
+    shift = torch.randint(0, size, (n, 1, 1), generator=g)
+    stripes = torch.sin((xx * torch.cos(angles[labels])[:, None, None] + yy * torch.sin(angles[labels])[:, None, None]
+                         + shift) * 0.8)
+    images = colours[labels] * (0.6 + 0.4 * stripes[:, None]) + 0.15 * torch.randn(n, 3, size, size, generator=g)
+    images = (images.clamp(0, 1) * 255).to(torch.uint8)
+    return ImageSet(images, labels, [f"class{i}" for i in range(num_classes)])
+
+
+def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """uint8 (N, 3, H, W) → float (N, 3, H, W), standardised per channel; works on any device."""
+    mean_t = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255 - mean_t) / std_t
