@@ -1,0 +1,112 @@
+"""SimCLR's two views, made in batches on the training device with random parameters per image.
+
+The torchvision recipe (RandomResizedCrop → HorizontalFlip → ColorJitter p=0.8 → RandomGrayscale p=0.2) as tensor
+operations on a whole batch: the crop and the flip are one affine sampling grid per image (F.grid_sample), the colour
+changes are per-image factors broadcast over the batch. No DataLoader workers, no per-image Python: on a GPU the
+pipeline never starves the model, and on a CPU it costs a few percent of a training step.
+
+Three simplifications against torchvision, all cheap to state: the jitter runs in a fixed order (brightness,
+contrast, saturation, hue) rather than a random one per image; hue is a rotation of the chroma plane in YIQ space
+instead of a round trip through HSV; and the colour steps are composed into one matrix per image and clamped
+once at the end.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+# ITU-R 601 luma weights (what torchvision's rgb_to_grayscale uses) and the RGB ↔ YIQ pair for the hue rotation.
+LUMA = (0.299, 0.587, 0.114)
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
+
+
+def two_views(images: torch.Tensor, aug: DictConfig, generator: torch.Generator | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two independently augmented views of each image.
+
+    images: (N, 3, H, W) uint8 on any device. Returns two float tensors (N, 3, S, S) in [0, 1], S = aug.size.
+    """
+    x = images.float().div_(255)
+    return view(x, aug, generator), view(x, aug, generator)
+
+
+def view(x: torch.Tensor, aug: DictConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One augmented view of float images in [0, 1]: (N, 3, H, W) → (N, 3, S, S)."""
+    x = resized_crop_flip(x, aug.size, tuple(aug.scale), tuple(aug.ratio), aug.flip, generator)
+    return color_distort(x, aug.brightness, aug.contrast, aug.saturation, aug.hue, aug.jitter_p, aug.grayscale_p,
+                         generator)
+
+
+def resized_crop_flip(x: torch.Tensor, size: int, scale: tuple[float, float], ratio: tuple[float, float],
+                      flip_p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """RandomResizedCrop + RandomHorizontalFlip as one bilinear resampling per image.
+
+    Each image draws an area fraction in `scale` and a log-uniform aspect ratio in `ratio`; where the box would
+    not fit, its sides are clipped to the image (torchvision redraws instead; the difference is small at
+    CIFAR's scales). A flip is a negative x-scale of the same grid.
+    """
+    n = x.shape[0]
+    area = _uniform(n, *scale, x, generator)
+    aspect = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), x, generator).exp()
+    w = (area * aspect).sqrt().clamp(max=1.0)  # box sides as fractions of the image side
+    h = (area / aspect).sqrt().clamp(max=1.0)
+    cx = _uniform(n, -1.0, 1.0, x, generator) * (1 - w)  # box centre in grid coordinates ([-1, 1])
+    cy = _uniform(n, -1.0, 1.0, x, generator) * (1 - h)
+    flip = torch.where(_uniform(n, 0.0, 1.0, x, generator) < flip_p, -1.0, 1.0)
+    zero = torch.zeros_like(w)
+    theta = torch.stack([w * flip, zero, cx, zero, h, cy], dim=1).view(n, 2, 3)
+    grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def color_distort(x: torch.Tensor, brightness: float, contrast: float, saturation: float, hue: float,
+                  jitter_p: float, grayscale_p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """ColorJitter on a random fraction `jitter_p` of the images, then RandomGrayscale on `grayscale_p` of them.
+
+    Every step is affine in RGB, so each image gets one 3×3 matrix M and one grey offset t, and the batch is a
+    single batched matmul: x' = clamp(M x + t, 0, 1). (torchvision clamps after every step; clamping once only
+    differs where a brightened pixel saturates before the contrast step.) Images a step skips get its identity.
+    x: (N, 3, H, W) in [0, 1] → same shape.
+    """
+    n = x.shape[0]
+    luma = torch.tensor(LUMA, device=x.device, dtype=x.dtype)
+    eye = torch.eye(3, device=x.device, dtype=x.dtype).expand(n, 3, 3)
+    to_grey = torch.ones(3, 1, device=x.device, dtype=x.dtype) * luma  # (3, 3): every channel := luma
+    jitter = _uniform(n, 0.0, 1.0, x, generator) < jitter_p
+
+    def factor(strength: float, centre: float) -> torch.Tensor:
+        f = _uniform(n, centre - strength, centre + strength, x, generator)
+        return torch.where(jitter, f, torch.full_like(f, centre)).view(n, 1, 1)
+
+    b, c = factor(brightness, 1.0), factor(contrast, 1.0)
+    s, angle = factor(saturation, 1.0), factor(hue, 0.0).view(n) * 2 * math.pi
+    # brightness, then contrast: blend with the image's mean luma (b times the original's, as brightness is linear)
+    mean_luma = torch.einsum("c,nchw->n", luma, x).view(n, 1, 1) / (x.shape[2] * x.shape[3])
+    matrix = c * b * eye
+    offset = (1 - c) * b * mean_luma  # (N, 1, 1): a grey, left alone by saturation, hue and greyscale below
+    matrix = (s * eye + (1 - s) * to_grey) @ matrix  # saturation: blend with the image's own luma
+    matrix = hue_rotation(angle) @ matrix
+    grey = (_uniform(n, 0.0, 1.0, x, generator) < grayscale_p).view(n, 1, 1)
+    matrix = torch.where(grey, to_grey @ matrix, matrix)
+    out = torch.baddbmm(offset, matrix, x.flatten(2))  # (N, 3, H*W)
+    return out.clamp_(0, 1).view_as(x)
+
+
+def hue_rotation(angle: torch.Tensor) -> torch.Tensor:
+    """(N,) radians → (N, 3, 3) RGB matrices that rotate the chroma plane (I, Q of YIQ) and keep luma."""
+    cos, sin = angle.cos(), angle.sin()
+    one, zero = torch.ones_like(angle), torch.zeros_like(angle)
+    rotation = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(-1, 3, 3)
+    return _YIQ_TO_RGB.to(angle) @ rotation @ _RGB_TO_YIQ.to(angle)
+
+
+def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator: torch.Generator | None
+             ) -> torch.Tensor:
+    """n floats in [low, high), drawn on the generator's device and moved to the images' device."""
+    where = generator.device if generator is not None else like.device
+    u = torch.rand(n, generator=generator, device=where).to(like.device, like.dtype)
+    return low + (high - low) * u

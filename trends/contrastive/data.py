@@ -1,0 +1,68 @@
+"""The three image sets SimCLR needs: images to pretrain on (labels unused), a labelled bank for kNN and the
+linear probe, and labelled test queries.
+
+CIFAR-10, ImageFolder and synthetic come from trends.vision.data (pretrain = bank = the train split). STL-10 is
+the set made for this: 100k unlabelled 96×96 images to pretrain on, 5k labelled train images, 8k test images.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from trends.core.data import cache_dir, data_root, is_writable
+from trends.core.errors import UserError
+from trends.vision.data import ImageSet, load_image_sets
+
+
+@dataclass
+class SimCLRData:
+    pretrain: ImageSet  # labels not used for training
+    bank: ImageSet
+    test: ImageSet
+
+    def to(self, device) -> "SimCLRData":
+        bank = self.bank.to(device)
+        pretrain = bank if self.pretrain is self.bank else self.pretrain.to(device)
+        return SimCLRData(pretrain, bank, self.test.to(device))
+
+
+def load_data(cfg: DictConfig) -> SimCLRData:
+    """`data.name` in cifar10 | imagefolder | synthetic | stl10; `data.subset` (optional): a fixed random n of each."""
+    if cfg.name == "stl10":
+        data = _stl10(data_root(cfg.root), cfg.unlabeled)
+    else:
+        train, test = load_image_sets(cfg)
+        data = SimCLRData(train, train, test)
+    if cfg.get("subset"):
+        bank = _sample(data.bank, cfg.subset)
+        pretrain = bank if data.pretrain is data.bank else _sample(data.pretrain, cfg.subset)
+        data = SimCLRData(pretrain, bank, _sample(data.test, cfg.subset))
+    return data
+
+
+def _sample(images: ImageSet, n: int) -> ImageSet:
+    """The same n images every run (ImageFolder lists class by class, so the first n would be one class)."""
+    keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:n]
+    return images.subset(keep.sort().values)
+
+
+def _stl10(root: Path, unlabeled: bool) -> SimCLRData:
+    from torchvision.datasets import STL10
+
+    folder = root if (root / "stl10_binary").is_dir() or is_writable(root) else cache_dir() / "data"
+
+    def split(name: str) -> ImageSet:
+        try:
+            ds = STL10(str(folder), split=name, download=not (folder / "stl10_binary").is_dir())
+        except (OSError, RuntimeError) as err:
+            raise UserError(f"STL-10 is not in {folder} and could not be downloaded ({err}).\n"
+                            f"Put stl10_binary.tar.gz (or its extracted stl10_binary/) in {folder}, "
+                            "or use data=cifar10 / data=imagefolder data.path=DIR") from None
+        return ImageSet(torch.from_numpy(ds.data), torch.from_numpy(ds.labels).long(), list(ds.classes))
+
+    bank, test = split("train"), split("test")
+    pretrain = split("train+unlabeled") if unlabeled else bank
+    return SimCLRData(pretrain, bank, test)

@@ -1,0 +1,236 @@
+"""`trends contrastive`: SimCLR pretraining with a kNN monitor every epoch, then the honest comparisons.
+
+Reads top-down: setup → (resume) → the loop → the end of the run (linear probe, baselines, plots, summary).
+The whole dataset sits on the training device as uint8; each step draws a batch, makes two augmented views there
+(trends.contrastive.augment) and takes one NT-Xent step on both.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from functools import partial
+
+import torch
+import torch.nn as nn
+from omegaconf import DictConfig, OmegaConf
+
+from trends.contrastive import plots as view_plots
+from trends.contrastive.augment import two_views
+from trends.contrastive.data import SimCLRData, load_data
+from trends.contrastive.evaluate import linear_probe, project_2d, supervised_reference
+from trends.contrastive.loss import nt_xent
+from trends.contrastive.models import SimCLR, build_encoder, num_params
+from trends.contrastive.optim import build_optimizer, warmup_cosine
+from trends.core import plots
+from trends.core.checkpoint import load_checkpoint, save_checkpoint
+from trends.core.device import autocast, describe, resolve_device
+from trends.core.errors import Diverged, RunInterrupted, UserError
+from trends.core.progress import Progress
+from trends.core.run import Run
+from trends.core.seed import capture_rng, restore_rng, seed_everything
+from trends.vision.knn import extract_features, knn_accuracy
+
+log = logging.getLogger("trends.contrastive")
+
+
+def run(cfg: DictConfig, run: Run) -> None:
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed, cfg.deterministic)
+    t = cfg.train
+    epochs = _whole_epochs(t.epochs)
+    data = load_data(cfg.data).to(device)
+    aug = OmegaConf.merge(cfg.aug, {"size": cfg.aug.size or data.pretrain.images.shape[-1]})
+    prepare = Normalize.fit(data.pretrain.images, channels_last=t.channels_last)
+    model = SimCLR(fresh_encoder(cfg, device), cfg.model.head_hidden, cfg.model.out_dim).to(device)
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg.optim, model, fused=device.type == "cuda")
+    steps_per_epoch = len(data.pretrain) // t.batch_size  # full batches only: NT-Xent's negatives scale with it
+    if steps_per_epoch == 0:
+        raise UserError(f"train.batch_size={t.batch_size} is larger than the {len(data.pretrain)} training images; "
+                        "lower it")
+    total_steps = epochs * steps_per_epoch
+    warmup = round(cfg.optim.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
+    views_rng = torch.Generator(device=device).manual_seed(cfg.seed)  # augmentation draws, saved for resume
+    amp = partial(autocast, device, t.amp)
+    state = {"step": 0, "random_init_knn": None, "train_time": 0.0, "eval_time": 0.0}
+
+    if cfg.resume:
+        ckpt = load_checkpoint(run.checkpoint_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        views_rng.set_state(ckpt["views_rng"])
+        restore_rng(ckpt["rng"])
+        state = ckpt["state"]
+        run.rewind(state["step"], ckpt["elapsed"])
+        log.info("resumed at step %d of %d (epoch %d)", state["step"], total_steps, state["step"] // steps_per_epoch)
+
+    forward = torch.compile(model) if t.compile and device.type == "cuda" else model
+    num_classes = len(data.bank.classes)
+
+    def knn_eval() -> tuple[float, torch.Tensor]:
+        """kNN accuracy of the current encoder (bank: labelled train images, queries: test), and the test features."""
+        tic = time.perf_counter()
+        bank = extract_features(model.encoder, data.bank.images, prepare.uint8, cfg.eval.batch_size, amp)
+        queries = extract_features(model.encoder, data.test.images, prepare.uint8, cfg.eval.batch_size, amp)
+        acc = knn_accuracy(bank, data.bank.labels, queries, data.test.labels, num_classes, cfg.eval.knn_k,
+                           cfg.eval.knn_temperature)
+        state["eval_time"] += time.perf_counter() - tic
+        return acc, queries
+
+    def checkpoint() -> None:
+        save_checkpoint(run.checkpoint_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "views_rng": views_rng.get_state(), "rng": capture_rng(), "state": dict(state), "elapsed": run.elapsed,
+            "model_config": OmegaConf.to_container(cfg.model)})
+
+    run.update(params=num_params(model.encoder), head_params=num_params(model.head), device=describe(device),
+               total_steps=total_steps, steps_per_epoch=steps_per_epoch, batch_size=t.batch_size,
+               pretrain_images=len(data.pretrain), bank_images=len(data.bank), test_images=len(data.test),
+               view_size=aug.size, headline="knn_acc")
+    log.info("SimCLR: %s encoder (%.2fM params) on %s; %d pretraining images, %d epochs of %d steps × %d images",
+             cfg.model.encoder, num_params(model.encoder) / 1e6, describe(device), len(data.pretrain), epochs,
+             steps_per_epoch, t.batch_size)
+
+    if state["random_init_knn"] is None:  # the untrained encoder: what self-supervision has to beat
+        state["random_init_knn"], _ = knn_eval()
+        run.log(0, "knn", epoch=0, knn_acc=state["random_init_knn"])
+        log.info("random-init encoder: kNN accuracy %.4f", state["random_init_knn"])
+
+    recent: list[float] = []
+    with Progress(total_steps, "contrastive", completed=state["step"], unit="img") as progress:
+        while state["step"] < total_steps:
+            epoch = state["step"] // steps_per_epoch
+            order = epoch_order(len(data.pretrain), cfg.seed, epoch, device)
+            model.train()
+            for i in range(state["step"] % steps_per_epoch, steps_per_epoch):
+                tic = time.perf_counter()
+                batch = data.pretrain.images[order[i * t.batch_size:(i + 1) * t.batch_size]]
+                first, second = two_views(batch, aug, views_rng)
+                with amp():
+                    z = forward(prepare(torch.cat([first, second])))
+                loss = nt_xent(z[:len(batch)], z[len(batch):], cfg.loss.temperature)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                loss_value = loss.item()  # also a sync point, so the timing below is honest on GPUs
+                state["step"] += 1
+                step = state["step"]
+                if not math.isfinite(loss_value):
+                    raise Diverged(step, loss_value)
+                state["train_time"] += time.perf_counter() - tic
+                images_per_s = step * t.batch_size / state["train_time"]
+                recent.append(loss_value)
+                progress.advance(rate=images_per_s)
+                if step % t.log_every == 0 or step % steps_per_epoch == 0:
+                    run.log(step, "train", epoch=round(step / steps_per_epoch, 4), loss=sum(recent) / len(recent),
+                            lr=scheduler.get_last_lr()[0], images_per_s=round(images_per_s, 1))
+                    recent.clear()
+                if run.stop_requested:
+                    checkpoint()
+                    raise RunInterrupted(step)
+
+            done = epoch + 1
+            if done % cfg.eval.knn_every == 0 or done == epochs:
+                acc, _ = knn_eval()
+                run.log(state["step"], "knn", epoch=done, knn_acc=acc)
+                progress.note(f"epoch {done}/{epochs}: loss {run.history('train')[-1]['loss']:.3f}  "
+                              f"kNN {acc:.4f} (random init {state['random_init_knn']:.4f})")
+            checkpoint()
+
+    finish(run, cfg, model, data, prepare, aug, state, amp, knn_eval, device)
+
+
+def fresh_encoder(cfg: DictConfig, device) -> nn.Module:
+    """The encoder as initialised by `seed`: the starting point of training, and the random-init baseline."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return build_encoder(cfg.model).to(device)
+
+
+def epoch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
+    """A permutation per (seed, epoch): a resumed run walks exactly the batches an uninterrupted one would."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).to(device)
+
+
+class Normalize:
+    """Per-channel standardisation with the pretraining set's own mean and std (so any ImageFolder works)."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, channels_last: bool):
+        self.mean, self.std = mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    @classmethod
+    def fit(cls, images: torch.Tensor, channels_last: bool) -> "Normalize":
+        """Mean and std over (at most 10k of) `images` (N, 3, H, W) uint8."""
+        sample = images[:10_000].float() / 255
+        return cls(sample.mean(dim=(0, 2, 3)), sample.std(dim=(0, 2, 3)), channels_last)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Floats in [0, 1] (N, 3, H, W) → standardised, in the model's memory format."""
+        return ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format)
+
+    def uint8(self, images: torch.Tensor) -> torch.Tensor:
+        return self(images.float() / 255)
+
+
+def finish(run: Run, cfg: DictConfig, model: SimCLR, data: SimCLRData, prepare: Normalize, aug: DictConfig,
+           state: dict, amp, knn_eval, device) -> None:
+    """Linear probe, random-init and supervised references, plots and the summary's metrics."""
+    e = cfg.eval
+    knn = run.history("knn")
+    acc, test_features = knn_eval()  # the final encoder's features, for the embedding plot
+    random_init = state["random_init_knn"]
+    metrics = {"knn_acc": round(acc, 4), "random_init_knn_acc": round(random_init, 4),
+               "knn_gain_points": round(100 * (acc - random_init), 2),
+               "best_knn_acc": round(max(r["knn_acc"] for r in knn[1:]), 4) if len(knn) > 1 else round(acc, 4)}
+    references = {f"random init ({random_init:.3f})": random_init}
+    if e.probe.epochs > 0:
+        metrics["probe_acc"] = round(linear_probe(model.encoder, prepare.uint8, data.bank, data.test, e.probe,
+                                                  e.batch_size, cfg.seed, amp), 4)
+        metrics["random_init_probe_acc"] = round(linear_probe(fresh_encoder(cfg, device), prepare.uint8, data.bank,
+                                                              data.test, e.probe, e.batch_size, cfg.seed, amp), 4)
+        log.info("linear probe: %.4f (random-init encoder: %.4f)", metrics["probe_acc"],
+                 metrics["random_init_probe_acc"])
+        references[f"linear probe ({metrics['probe_acc']:.3f})"] = metrics["probe_acc"]
+    if e.supervised.epochs > 0:
+        encoder = fresh_encoder(cfg, device)
+        if cfg.train.channels_last:
+            encoder = encoder.to(memory_format=torch.channels_last)
+        metrics["supervised_acc"] = round(supervised_reference(encoder, prepare.uint8, data.bank, data.test,
+                                                               e.supervised, cfg.seed, amp), 4)
+        log.info("supervised reference (same encoder, labels, %d epochs): %.4f", e.supervised.epochs,
+                 metrics["supervised_acc"])
+        references[f"supervised ({metrics['supervised_acc']:.3f})"] = metrics["supervised_acc"]
+    train = run.history("train")
+    metrics.update(final_loss=round(train[-1]["loss"], 4) if train else None,
+                   images_per_s=round(state["step"] * cfg.train.batch_size / max(state["train_time"], 1e-9), 1),
+                   train_minutes=round(state["train_time"] / 60, 2), eval_minutes=round(state["eval_time"] / 60, 2))
+    run.update(metrics=metrics)
+
+    plots.line_plot(run.plots_dir / "knn.png", {"SimCLR encoder": ([r["epoch"] for r in knn],
+                                                                   [r["knn_acc"] for r in knn])},
+                    xlabel="epoch", ylabel="kNN accuracy (test)", hlines=references,
+                    title=f"kNN (k={e.knn_k}) on frozen features; epoch 0 = random init")
+    plots.learning_curves(run.plots_dir / "loss.png", train, "loss", x="epoch",
+                          title=f"NT-Xent loss (temperature {cfg.loss.temperature})")
+    shown = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(0))[:e.embedding_points]
+    plots.scatter_2d(run.plots_dir / "embedding.png", project_2d(test_features[shown.to(device)]).cpu().numpy(),
+                     data.test.labels[shown.to(device)].cpu().numpy(), class_names=data.test.classes,
+                     title="test embeddings (PCA of the encoder's features)")
+    originals = data.test.images[:8]
+    first, second = two_views(originals, aug, torch.Generator(device=device).manual_seed(cfg.seed))
+    view_plots.view_pairs(run.plots_dir / "views.png", originals, first, second)
+    log.info("kNN accuracy %.4f vs %.4f for the random-init encoder (+%.1f points); %.0f images/s",
+             acc, random_init, metrics["knn_gain_points"], metrics["images_per_s"])
+
+
+def _whole_epochs(epochs) -> int:
+    if epochs is None or epochs <= 0 or not float(epochs).is_integer():
+        raise UserError(f"train.epochs={epochs}: give a whole number of epochs ≥ 1")
+    return int(epochs)
