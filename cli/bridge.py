@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,6 +87,12 @@ def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke:
     return [*args, f"hydra.run.dir={run_dir}"], run_dir
 
 
+def discard_unused(run_dir: Path | None) -> None:
+    """Remove a run or sweep folder where no job got a summary (bad input stopped it): nothing half-written stays."""
+    if run_dir is not None and run_dir.is_dir() and not any(run_dir.glob("**/summary.json")):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def run_hydra(demo: Demo, argv: list[str]) -> None:
     """Hand over to Hydra's own entry, so multirun, launchers, sweepers and .hydra/ records all work."""
     import hydra
@@ -100,11 +107,12 @@ def _task(demo: Demo):
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        from trends.core.config import check_override_types
+        from trends.core.config import check_complete, check_override_types
         from trends.core.run import execute
 
         hc = HydraConfig.get()
         overrides = list(hc.overrides.task)
+        check_complete(cfg)
         check_override_types(cfg, demo.config, overrides, dict(hc.runtime.choices))
         train = importlib.import_module(demo.entry).run
         return execute(train, cfg, Path(hc.runtime.output_dir), command=demo.command, overrides=overrides,

@@ -79,6 +79,8 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
         typer.echo(f"interrupted{where}", err=True)
         return 130
     except Exception as err:
+        if not options["resume"]:
+            bridge.discard_unused(run_dir)
         if show_traceback:
             raise
         if isinstance(err, UserError):

@@ -6,6 +6,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from .errors import UserError
 
 
+def check_complete(cfg: DictConfig) -> None:
+    """Every `???` value must be given on the command line."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise UserError(f"{', '.join(missing)} must be given, e.g. {missing[0]}=VALUE")
+
+
 def check_override_types(cfg: DictConfig, config_name: str, overrides: list[str], choices: dict) -> None:
     """Compare each overridden value with the default of the same key (a number stays a number, and so on)."""
     from hydra import compose

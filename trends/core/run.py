@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import platform
-import shutil
 import signal
 import subprocess
 import threading
@@ -138,8 +137,7 @@ def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: P
             raise
     except UserError as err:
         if not multirun and not run.logged_any:
-            shutil.rmtree(run.dir, ignore_errors=True)  # bad input leaves no half-made run behind
-            raise
+            raise  # bad input before any training: the CLI removes the unused folder
         run.finish("failed", error=str(err))
         if not multirun:
             raise

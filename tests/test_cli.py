@@ -1,0 +1,139 @@
+"""The runner itself: help, option mistakes, config printing, bad input, run folders, sweeps, the wheel."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import REPO, run_dirs, trends
+
+
+def test_help_lists_every_command(cli):
+    code, out = cli("--help")
+    assert code == 0
+    for command in ("contrastive", "gnn", "lm", "vit-vs-cnn", "sample", "runs"):
+        assert command in out
+
+
+def test_cli_module_does_not_import_torch():
+    # `trends --help` must stay instant: torch (~1.6 s to import) is loaded only when a demo runs.
+    code = "import sys, cli.main; assert 'torch' not in sys.modules, 'cli imported torch'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_mistyped_option_gets_a_suggestion(workdir):
+    result = trends("lm", "--epoch", "3", cwd=workdir)
+    assert result.returncode == 2
+    assert "No such option" in result.stderr and "--epochs" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cfg_prints_composed_config_and_creates_nothing(workdir):
+    result = trends("lm", "--cfg", "model.n_layer=6", "--epochs", "3", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "n_layer: 6" in result.stdout and "epochs: 3" in result.stdout
+    assert not (workdir / "outputs").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["model.n_lyr=6"], "n_lyr"),                                        # unknown key
+    (["optim.lr=abc"], "optim.lr must be a number"),                     # wrong type
+    (["model=bogus"], "Available options"),                              # unknown group option
+    (["data=text", "data.path=/no/such/file.txt"], "does not exist"),    # missing file
+    (["data=text"], "data.path"),                                        # mandatory value not given
+])
+def test_bad_input_is_one_short_message(workdir, args, needle):
+    result = trends("lm", *args, cwd=workdir)
+    assert result.returncode == 2, result.stderr
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((workdir / "outputs").glob("lm/*"))  # nothing half-written
+
+
+def test_offline_download_says_where_to_put_the_file(workdir):
+    result = trends("lm", f"data.root={workdir / 'empty'}", "data.url=http://127.0.0.1:9/input.txt",
+                    "train.steps=1", cwd=workdir)
+    assert result.returncode == 2
+    assert "could not download" in result.stderr
+    assert str(workdir / "empty" / "tinyshakespeare" / "input.txt") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_outputs_is_a_clear_error(workdir):
+    (workdir / "blocker").write_text("a file where a folder should be")
+    result = trends("lm", "--smoke", cwd=workdir, env={"TRENDS_OUTPUTS": str(workdir / "blocker" / "outputs")})
+    assert result.returncode == 2
+    assert "cannot create the run folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resume_rejects_a_folder_that_is_not_a_run(workdir):
+    (workdir / "not_a_run").mkdir()
+    result = trends("lm", "--resume", str(workdir / "not_a_run"), cwd=workdir)
+    assert result.returncode == 2
+    assert "not a run folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resume_rejects_a_corrupt_checkpoint(workdir):
+    assert trends("lm", "--smoke", cwd=workdir).returncode == 0
+    (run,) = run_dirs(workdir, "lm")
+    (run / "checkpoints" / "last.pt").write_bytes(b"\x00not a checkpoint")
+    result = trends("lm", "--resume", str(run), cwd=workdir)
+    assert result.returncode == 2
+    assert "corrupt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(workdir):
+    result = trends("lm", "data=text", "data.path=/no/such/file.txt", "--debug", cwd=workdir)
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr
+
+
+def test_run_folders_never_collide(workdir, monkeypatch):
+    from cli.bridge import new_run_dir
+
+    folders = {new_run_dir("lm") for _ in range(3)}  # same second, three distinct folders
+    assert len(folders) == 3 and all(f.is_dir() for f in folders)
+
+
+def test_multirun_writes_one_folder_per_job_and_a_sweep_table(workdir):
+    result = trends("lm", "--smoke", "-m", "model.n_embd=16,32", "seed=0,1", "train.steps=4", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    (sweep,) = (workdir / "outputs" / "lm" / "multirun").iterdir()
+    jobs = [p for p in sweep.iterdir() if p.is_dir()]
+    assert len(jobs) == 4
+    for job in jobs:
+        assert json.loads((job / "summary.json").read_text())["status"] == "completed"
+    rows = (sweep / "sweep.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 4 and "best_val_loss" in rows[0]
+    by_seed = (sweep / "sweep_by_seed.csv").read_text().strip().splitlines()
+    assert len(by_seed) == 1 + 2  # two model sizes, each mean ± std over two seeds
+    assert "±" in (sweep / "sweep.md").read_text()
+
+
+def test_runs_lists_and_shows_runs(workdir, cli):
+    assert trends("lm", "--smoke", cwd=workdir).returncode == 0
+    code, out = cli("runs")
+    assert code == 0 and "lm" in out and "completed" in out and "best_val_loss" in out
+    (run,) = run_dirs(workdir, "lm")
+    code, out = cli("runs", "show", str(run))
+    assert code == 0 and "metrics.jsonl" in out and "n_layer" in out
+
+
+def test_wheel_carries_the_configs(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("trends-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in ("conf/common.yaml", "conf/lm.yaml", "conf/lm/__init__.py", "conf/lm/model/gpt.yaml",
+                     "conf/lm/experiment/smoke.yaml", "trends/lm/smoke.txt", "cli/main.py"):
+        assert required in names
+    # Installed from the wheel (not the source tree), the runner still finds its configs from another folder.
+    target = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(target)
+    out = subprocess.run([sys.executable, "-m", "cli", "lm", "--cfg", "--smoke"], cwd=tmp_path,
+                         env={"PYTHONPATH": str(target), "PATH": ""}, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "n_embd: 32" in out.stdout
