@@ -1,0 +1,138 @@
+"""`trends vit-vs-cnn`: subsets, model costs, a short real run on CIFAR-10 JPEGs, the CLI (smoke, multirun, resume)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import run_dirs, shared
+from trends.vision.subsets import nested_stratified_subsets
+from trends.vit_vs_cnn.models import ViT, ResNet, flops_per_image, num_params
+from trends.vit_vs_cnn.report import crossover
+from trends.vit_vs_cnn.train import Batches
+
+
+def test_fractions_are_stratified_and_nested():
+    labels = torch.tensor([0] * 500 + [1] * 300 + [2] * 200)[torch.randperm(1000)]
+    subsets = nested_stratified_subsets(labels, [0.05, 0.3, 1.0], seed=0)
+    for f, index in subsets.items():
+        counts = torch.bincount(labels[index], minlength=3).tolist()
+        assert counts == [round(f * 500), round(f * 300), round(f * 200)]  # class proportions kept
+        assert len(set(index.tolist())) == len(index)
+    assert set(subsets[0.05].tolist()) < set(subsets[0.3].tolist()) < set(subsets[1.0].tolist())
+    assert subsets[1.0].tolist() == list(range(1000))
+    again = nested_stratified_subsets(labels, [0.3], seed=0)[0.3]
+    assert torch.equal(again, subsets[0.3])
+    assert not torch.equal(nested_stratified_subsets(labels, [0.3], seed=1)[0.3], subsets[0.3])
+    with pytest.raises(ValueError):
+        nested_stratified_subsets(labels, [0.0], seed=0)
+
+
+def test_resnet_parameters_and_flops_by_hand():
+    model = ResNet(widths=[4, 8], blocks=[1, 1], num_classes=10)
+    # stem: 3×3 conv 3→4 (no bias) + BN(4); block 4→4: two 3×3 convs + two BNs; block 4→8 stride 2: 3×3 4→8,
+    # 3×3 8→8, 1×1 shortcut 4→8, three BNs(8); linear 8→10.
+    params = (27 * 4 + 8) + 2 * (36 * 4 + 8) + (36 * 8 + 72 * 8 + 4 * 8 + 3 * 16) + (8 * 10 + 10)
+    assert num_params(model) == params == 1454
+    # 2 FLOPs per multiply-add, on an 8×8 image: 64 output positions before the stride, 16 after.
+    flops = 2 * (27 * 4 * 64 + 2 * 36 * 4 * 64 + 36 * 8 * 16 + 72 * 8 * 16 + 4 * 8 * 16 + 8 * 10)
+    assert flops_per_image(model, 8) == flops == 79520
+
+
+def test_vit_parameters_and_flops_by_hand():
+    model = ViT(image_size=8, patch=4, dim=8, depth=1, heads=2, mlp_ratio=2.0, dropout=0.0, pool="cls",
+                num_classes=10)
+    tokens = 4 + 1  # a 2×2 grid of patches + the class token
+    patch = 48 * 8 + 8
+    block = 2 * 16 + (8 * 24 + 24) + (8 * 8 + 8) + (8 * 16 + 16) + (16 * 8 + 8)  # 2 LNs, qkv, proj, MLP
+    assert num_params(model) == patch + 8 + tokens * 8 + block + 16 + (8 * 10 + 10) == 1146
+    matmuls = 2 * tokens * (8 * 24 + 8 * 8 + 8 * 16 + 16 * 8)  # qkv, proj, MLP
+    attention = 2 * 2 * tokens * tokens * 8  # QKᵀ and AV, all heads together
+    flops = 2 * 48 * 8 * 4 + matmuls + attention + 2 * 8 * 10
+    assert flops_per_image(model, 8) == flops == 9152
+
+
+def test_batches_cover_every_item_once_per_pass_and_are_pure():
+    batches = Batches(n=10, batch_size=4, seed=3)
+    stream = torch.cat([batches.indices(s) for s in range(5)]).tolist()  # 20 items: two whole passes
+    assert sorted(stream[:10]) == list(range(10)) and sorted(stream[10:]) == list(range(10))
+    assert Batches(10, 4, seed=3).indices(3).tolist() == batches.indices(3).tolist()
+
+
+def test_crossover_is_interpolated_in_log_size():
+    assert crossover([100, 1000, 10000], [0.5, 0.6, 0.7], [0.3, 0.4, 0.5]) is None
+    assert math.isclose(crossover([100, 10000], [0.5, 0.6], [0.4, 0.7]), 1000)
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    """One short real grid on CIFAR-10 JPEGs (10k train, 10k test): tiny models, 60 steps per cell."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    data = shared("cifar10_jpg")
+    root = tmp_path_factory.mktemp("vit_vs_cnn_real")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
+        mp.delenv("TRENDS_OUTPUTS", raising=False)
+        result = CliRunner().invoke(app, [
+            "vit-vs-cnn", "data=imagefolder", f"data.path={data}", "data.fractions=[0.3,1.0]",
+            "model.resnet.widths=[8,16,32]", "model.vit.dim=32", "model.vit.depth=2", "model.vit.heads=2",
+            "train.steps=60", "train.batch_size=32", "train.log_every=20"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (run,) = run_dirs(root, "vit-vs-cnn")
+    return run, json.loads((run / "summary.json").read_text())
+
+
+def test_short_real_run_beats_chance_for_both_models(real_run):
+    _, summary = real_run
+    assert summary["status"] == "completed"
+    for model in ("resnet", "vit"):
+        assert summary["metrics"][f"acc/{model}/1"] > 0.15, summary["table"]  # chance is 0.10 on 10k images
+
+
+def test_summary_holds_the_model_by_fraction_table(real_run):
+    run, summary = real_run
+    assert summary["headline"] == "gap/1"
+    assert set(summary["table"]) == {"resnet", "vit"} and set(summary["table"]["vit"]) == {"0.3", "1"}
+    for model, row in summary["table"].items():
+        for fraction, acc in row.items():
+            assert summary["metrics"][f"acc/{model}/{fraction}"] == acc
+    assert summary["metrics"]["gap/1"] == pytest.approx(summary["table"]["resnet"]["1"] - summary["table"]["vit"]["1"])
+    assert summary["train_images"] == {"0.3": 3000, "1": 10000} and summary["test_images"] == 10000
+    for model in ("resnet", "vit"):
+        assert summary["models"][model]["params"] > 0 and summary["models"][model]["images_per_s"] > 0
+    assert (run / "plots" / "accuracy_vs_data.png").stat().st_size > 0
+
+
+def test_smoke_grid_then_one_cell_alone_as_a_multirun_then_resume(workdir, cli):
+    code, output = cli("vit-vs-cnn", "--smoke", "models=[resnet,vit,hybrid]")
+    assert code == 0, output
+    assert "gap (CNN − ViT)" in output
+    (grid,) = run_dirs(workdir, "vit-vs-cnn")
+    summary = json.loads((grid / "summary.json").read_text())
+    assert set(summary["table"]) == {"resnet", "vit", "hybrid"}
+    assert {"acc/hybrid/0.25", "gap/0.25", "gap/1"} <= set(summary["metrics"])
+
+    # Each cell runs on its own and, being seeded by (model, fraction) alone, reproduces its grid result.
+    code, output = cli("vit-vs-cnn", "--smoke", "-m", "models=[vit]", "data.fractions=[0.25],[1.0]")
+    assert code == 0, output
+    jobs = [json.loads((d / "summary.json").read_text()) for d in run_dirs(workdir, "vit-vs-cnn") if d != grid]
+    assert sorted(j["headline"] for j in jobs) == ["acc/vit/0.25", "acc/vit/1"]
+    for job in jobs:
+        assert job["metrics"][job["headline"]] == summary["metrics"][job["headline"]]
+
+    code, output = cli("vit-vs-cnn", "--resume", str(grid))  # every cell is in the checkpoint: nothing retrains
+    assert code == 0, output
+    assert json.loads((grid / "summary.json").read_text())["metrics"] == summary["metrics"]
+
+
+def test_bad_grid_is_a_user_error(workdir, cli):
+    code, output = cli("vit-vs-cnn", "--smoke", "models=[resnet,mlp]")
+    assert code == 2 and "models=" in output
+    code, output = cli("vit-vs-cnn", "--smoke", "data.fractions=[0,1.0]")
+    assert code == 2 and "data.fractions" in output

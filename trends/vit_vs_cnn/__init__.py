@@ -1,0 +1,1 @@
+"""`trends vit-vs-cnn`: when Vision Transformers lose to CNNs, and how the gap closes with data."""

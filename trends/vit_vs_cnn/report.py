@@ -1,0 +1,151 @@
+"""The end of a run: the (model, fraction) → accuracy table in the summary and the terminal, the gap between the
+CNN and the ViT, where (if anywhere) the ViT catches up, and the accuracy-against-data plot."""
+from __future__ import annotations
+
+import logging
+import math
+
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from trends.core import plots
+from trends.core.run import Run
+
+log = logging.getLogger("trends.vit_vs_cnn")
+CNN, VIT = "resnet", "vit"
+
+
+def fmt(fraction: float) -> str:
+    """0.1 → "0.1", 1.0 → "1": the fraction as it appears in metric names."""
+    return f"{fraction:g}"
+
+
+def key(name: str, fraction: float) -> str:
+    return f"{name}/{fmt(fraction)}"
+
+
+def headline(names: list[str], fractions: list[float]) -> str:
+    """The CNN's lead at the largest fraction when both are in the grid, else the accuracy of its last cell."""
+    if CNN in names and VIT in names:
+        return f"gap/{fmt(fractions[-1])}"
+    return f"acc/{key(names[-1], fractions[-1])}"
+
+
+def crossover(xs: list[float], cnn: list[float], vit: list[float]) -> float | None:
+    """Training-set size where the ViT's accuracy first reaches the CNN's, interpolated linearly in log(size)
+    between grid points; None if it stays behind (or ahead) across the whole grid."""
+    gaps = [v - c for c, v in zip(cnn, vit)]
+    for i in range(1, len(xs)):
+        if gaps[i - 1] < 0 <= gaps[i]:
+            t = gaps[i - 1] / (gaps[i - 1] - gaps[i])
+            return math.exp(math.log(xs[i - 1]) + t * (math.log(xs[i]) - math.log(xs[i - 1])))
+    return None
+
+
+def finish(run: Run, cfg: DictConfig, names: list[str], fractions: list[float], results: dict,
+           contenders: dict) -> None:
+    """Summary metrics (flat `acc/<model>/<fraction>`, `gap/<fraction>`), the nested table, plot and terminal table."""
+    images = {f: results[key(names[0], f)]["images"] for f in fractions}
+    table = {name: {fmt(f): round(results[key(name, f)]["acc"], 4) for f in fractions} for name in names}
+    for name in names:
+        cells = [results[key(name, f)] for f in fractions]
+        seconds = sum(c["steps"] * cfg.train.batch_size / c["images_per_s"] for c in cells if c["images_per_s"])
+        images_seen = sum(c["steps"] * cfg.train.batch_size for c in cells if c["images_per_s"])
+        contenders[name]["images_per_s"] = round(images_seen / seconds, 1) if seconds else 0.0
+        contenders[name]["mfu"] = round(sum(c["mfu"] for c in cells) / len(cells), 5)
+    metrics = {f"acc/{k}": round(r["acc"], 4) for k, r in results.items()}
+    summary: dict = {"table": table, "cells": list(results.values()), "models": contenders,
+                     "train_images": {fmt(f): n for f, n in images.items()}}
+    if CNN in names and VIT in names:
+        gaps = {fmt(f): round(table[CNN][fmt(f)] - table[VIT][fmt(f)], 4) for f in fractions}
+        metrics.update({f"gap/{f}": g for f, g in gaps.items()})
+        cross = crossover([images[f] for f in fractions], [table[CNN][fmt(f)] for f in fractions],
+                          [table[VIT][fmt(f)] for f in fractions])
+        summary.update(gap=gaps, crossover_images=None if cross is None else round(cross),
+                       cnn_wins_everywhere=all(g > 0 for g in gaps.values()),
+                       gap_trend=_trend(list(gaps.values())))
+    metrics.update({f"images_per_s/{n}": contenders[n]["images_per_s"] for n in names})
+    run.update(metrics=metrics, **summary)
+
+    path = accuracy_plot(run.plots_dir / "accuracy_vs_data.png", names, fractions, images, table, contenders,
+                         summary.get("crossover_images"), cfg)
+    training_loss_plot(run.plots_dir / "training_loss.png", run.history("train"))
+    Console().print(rich_table(names, fractions, images, table, contenders))
+    if "gap" in summary:
+        where = (f"the ViT catches up at ≈{summary['crossover_images']:,} images"
+                 if summary["crossover_images"] else "no crossover inside the grid")
+        log.info("CNN − ViT gap (accuracy points): %s; %s; the gap %s",
+                 ", ".join(f"{100 * g:+.1f} @ {images[float(f)]:,}" for f, g in summary["gap"].items()), where,
+                 summary["gap_trend"])
+    log.info("plot: %s", path)
+
+
+def _trend(gaps: list[float]) -> str:
+    if len(gaps) < 2:
+        return "n/a (one fraction)"
+    if abs(gaps[-1]) < abs(gaps[0]):
+        return "narrows with more data"
+    return "widens with more data" if abs(gaps[-1]) > abs(gaps[0]) else "stays the same"
+
+
+def accuracy_plot(path, names, fractions, images, table, contenders, cross, cfg) -> str:
+    """Test accuracy (%) against training images (log x), one line per model; the CNN − ViT gap is written at
+    every grid point and the crossover, if any, is a vertical line."""
+    fig, ax = plots.plt.subplots(figsize=(7, 4.6))
+    xs = [images[f] for f in fractions]
+    for name in names:
+        c = contenders[name]
+        ax.plot(xs, [100 * table[name][fmt(f)] for f in fractions], marker="o",
+                label=f"{name} ({c['params'] / 1e6:.2g}M params, {c['flops_per_image'] / 1e6:.3g} MFLOPs)")
+    if CNN in names and VIT in names:
+        for f, x in zip(fractions, xs):
+            lo, hi = sorted((100 * table[VIT][fmt(f)], 100 * table[CNN][fmt(f)]))
+            ax.vlines(x, lo, hi, colors="grey", linestyles=":", linewidth=1)
+            gap = 100 * (table[CNN][fmt(f)] - table[VIT][fmt(f)])
+            ax.annotate(f"{gap:+.1f}", (x, (lo + hi) / 2), textcoords="offset points", xytext=(4, 0), fontsize=8,
+                        color="grey", va="center")
+        if cross is not None:
+            ax.axvline(cross, color="black", linestyle="--", linewidth=1)
+            ax.annotate(f"ViT catches up ≈{cross:,.0f}", (cross, 0.02), xycoords=("data", "axes fraction"),
+                        textcoords="offset points", xytext=(4, 0), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [f"{x:,}" for x in xs])
+    ax.minorticks_off()
+    budget = (f"{cfg.train.epochs:g} epochs per cell" if cfg.train.epochs is not None
+              else f"{cfg.train.steps} steps × {cfg.train.batch_size} images per cell")
+    ax.set(xlabel="training images (log scale)", ylabel="test accuracy (%)",
+           title=f"ViT vs CNN as data grows ({budget}; grey: CNN − ViT, points)")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return str(plots.save(fig, path))
+
+
+def training_loss_plot(path, records: list[dict]) -> None:
+    """Training loss against step within each cell: how fast each model fits (and overfits) each subset."""
+    series: dict[str, tuple[list, list]] = {}
+    for r in records:
+        xs, ys = series.setdefault(key(r["model"], r["fraction"]), ([], []))
+        xs.append(r["cell_step"])
+        ys.append(r["loss"])
+    if series:
+        plots.line_plot(path, series, xlabel="step (within the cell)", ylabel="training loss",
+                        title="training loss per (model, fraction)")
+
+
+def rich_table(names, fractions, images, table, contenders) -> Table:
+    out = Table(title="ViT vs CNN: test accuracy by training-set size")
+    for col in ("model", "params", "MFLOPs/img", "train img/s", "MFU"):
+        out.add_column(col, justify="right" if col != "model" else "left")
+    for f in fractions:
+        out.add_column(f"{images[f]:,} imgs ({fmt(f)})", justify="right")
+    for name in names:
+        c = contenders[name]
+        out.add_row(name, f"{c['params'] / 1e6:.3f}M", f"{c['flops_per_image'] / 1e6:.1f}",
+                    f"{c['images_per_s']:,.0f}", f"{c['mfu']:.1%}",
+                    *(f"{100 * table[name][fmt(f)]:.1f}%" for f in fractions))
+    if CNN in names and VIT in names:
+        out.add_row("gap (CNN − ViT)", "", "", "", "",
+                    *(f"{100 * (table[CNN][fmt(f)] - table[VIT][fmt(f)]):+.1f} pts" for f in fractions))
+    return out
