@@ -1,0 +1,125 @@
+"""Median epoch time of GCN and GAT on Cora: `trends gnn`'s models beside the same models built straight from
+torch_geometric's examples/gcn.py and examples/gat.py, timed side by side in this process.
+
+The two run in alternation, one epoch each, so that a busy machine slows both alike. An "epoch" is what the
+examples time: one training step (forward, backward, Adam); the evaluation pass is timed separately.
+
+    python bench/gnn.py [--root DIR] [--epochs 200] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # torch_geometric's import-time warning
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from torch_geometric.nn import GATConv, GCNConv  # noqa: E402
+
+from cli.bridge import CONF_DIR  # noqa: E402
+from trends.gnn.data import load_node_task  # noqa: E402
+from trends.gnn.models import NodeNet, param_groups  # noqa: E402
+
+
+# -- the reference: torch_geometric's example recipes, as written there ----------------------------------------
+class ExampleGCN(torch.nn.Module):  # examples/gcn.py
+    def __init__(self, in_channels, hidden_channels, out_channels):
+        super().__init__()
+        self.conv1 = GCNConv(in_channels, hidden_channels)
+        self.conv2 = GCNConv(hidden_channels, out_channels)
+
+    def forward(self, x, edge_index):
+        x = F.dropout(x, p=0.5, training=self.training)
+        x = self.conv1(x, edge_index).relu()
+        x = F.dropout(x, p=0.5, training=self.training)
+        return self.conv2(x, edge_index)
+
+
+class ExampleGAT(torch.nn.Module):  # examples/gat.py
+    def __init__(self, in_channels, hidden_channels, out_channels, heads):
+        super().__init__()
+        self.conv1 = GATConv(in_channels, hidden_channels, heads, dropout=0.6)
+        self.conv2 = GATConv(hidden_channels * heads, out_channels, heads=1, concat=False, dropout=0.6)
+
+    def forward(self, x, edge_index):
+        x = F.dropout(x, p=0.6, training=self.training)
+        x = F.elu(self.conv1(x, edge_index))
+        x = F.dropout(x, p=0.6, training=self.training)
+        return self.conv2(x, edge_index)
+
+
+def reference(name: str, in_dim: int, classes: int):
+    if name == "gcn":
+        model = ExampleGCN(in_dim, 16, classes)
+        optimizer = torch.optim.Adam([dict(params=model.conv1.parameters(), weight_decay=5e-4),
+                                      dict(params=model.conv2.parameters(), weight_decay=0)], lr=0.01)
+    else:
+        model = ExampleGAT(in_dim, 8, classes, heads=8)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.005, weight_decay=5e-4)
+    return model, optimizer
+
+
+# -- timing ----------------------------------------------------------------------------------------------------
+def stepper(model, optimizer, x, edge_index, y, train_mask):
+    """(train step, eval pass) closures, each returning its wall time in seconds."""
+    def train() -> float:
+        tic = time.perf_counter()
+        model.train()
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x, edge_index)[train_mask], y[train_mask])
+        loss.backward()
+        optimizer.step()
+        float(loss)
+        return time.perf_counter() - tic
+
+    @torch.no_grad()
+    def evaluate() -> float:
+        tic = time.perf_counter()
+        model.eval()
+        model(x, edge_index).argmax(-1)
+        return time.perf_counter() - tic
+
+    return train, evaluate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", default=None, help="data root with Cora/raw/ (default: $TRENDS_DATA or cache)")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads, for both sides (default 1, "
+                        "as `trends gnn` uses: cpu_threads)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    root = f"data.root={args.root}" if args.root else "data.root=null"
+
+    print(f"Cora, median over {args.epochs - 10} epochs (first 10 skipped), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU thread(s)")
+    print(f"{'model':6} {'example recipe':>15} {'trends gnn':>11} {'speed-up':>9}   {'eval: example':>13} "
+          f"{'trends':>7}")
+    for name in ("gcn", "gat"):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("gnn", overrides=[f"model={name}", "data=cora", root])
+        task = load_node_task(cfg.data)  # ours: sparse, row-normalised X
+        x_dense = task.x.to_dense()  # the examples' X: the same numbers, dense (T.NormalizeFeatures)
+        torch.manual_seed(0)
+        ours = NodeNet(cfg.model, task.x.size(1), task.num_classes)
+        ours_opt = torch.optim.Adam(param_groups(ours, cfg.optim.weight_decay, cfg.optim.decay), lr=cfg.optim.lr)
+        ref, ref_opt = reference(name, task.x.size(1), task.num_classes)
+        sides = {"ref": stepper(ref, ref_opt, x_dense, task.edge_index, task.y, task.masks["train"]),
+                 "ours": stepper(ours, ours_opt, task.x, task.edge_index, task.y, task.masks["train"])}
+        times = {side: ([], []) for side in sides}
+        for _ in range(args.epochs):
+            for side, (train, evaluate) in sides.items():
+                times[side][0].append(train())
+                times[side][1].append(evaluate())
+        med = {side: [1000 * statistics.median(t[10:]) for t in ts] for side, ts in times.items()}
+        print(f"{name:6} {med['ref'][0]:12.1f} ms {med['ours'][0]:8.1f} ms {med['ref'][0] / med['ours'][0]:8.1f}x   "
+              f"{med['ref'][1]:10.1f} ms {med['ours'][1]:4.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""Graphs in, tensors out: Planetoid citation graphs, Zachary's karate club, TUDataset molecules, synthetic graphs.
+
+torch_geometric reads and processes the datasets; this module only decides where (a read-only root is mirrored
+into the cache, since processing writes `<name>/processed/`) and turns a failed download into a clear message.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from trends.core.data import cache_dir, data_root
+from trends.core.errors import UserError
+
+# torch_geometric's raw file names (the first two of TU's are the ones it checks; the others are read if present).
+PLANETOID_FILES = ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"]
+TU_FILES = ["A", "graph_indicator", "graph_labels", "node_labels", "edge_labels", "node_attributes"]
+
+
+@dataclass
+class NodeTask:
+    """One graph with labelled nodes (transductive: every node is seen, only the train labels are used)."""
+
+    x: Tensor  # (N, F) float features; a sparse COO tensor (coalesced) when most entries are zero
+    edge_index: Tensor  # (2, E) int64, both directions of every undirected edge
+    y: Tensor  # (N,) int64 class of each node
+    masks: dict[str, Tensor]  # "train" / "val" / "test": (N,) bool
+    num_classes: int
+    name: str
+
+    @property
+    def num_nodes(self) -> int:
+        return self.y.numel()
+
+    def to(self, device: torch.device) -> "NodeTask":
+        return NodeTask(self.x.to(device), self.edge_index.to(device), self.y.to(device),
+                        {k: m.to(device) for k, m in self.masks.items()}, self.num_classes, self.name)
+
+
+# -- node classification ------------------------------------------------------------------------------------------
+def load_node_task(cfg: DictConfig) -> NodeTask:
+    """The graph named by `cfg.name` (cora | citeseer | pubmed | karate | synthetic), features row-normalised
+    when `cfg.normalize_features` and stored sparse when `cfg.sparse_features` (Cora's X is 98.7% zeros)."""
+    if cfg.kind == "planetoid":
+        from torch_geometric.datasets import Planetoid
+
+        files = [f"ind.{cfg.pyg_name.lower()}.{f}" for f in PLANETOID_FILES]
+        folder = _pyg_folder(cfg, files)
+        data = _open(cfg, folder, files, lambda root: Planetoid(str(root), cfg.pyg_name, split="public"))[0]
+        masks = {"train": data.train_mask, "val": data.val_mask, "test": data.test_mask}
+    elif cfg.kind == "karate":
+        from torch_geometric.datasets import KarateClub
+
+        data = KarateClub()[0]
+        # One labelled member per community and no held-out split: the other 30 members are the test set,
+        # and with no validation nodes the last epoch is the one reported.
+        masks = {"train": data.train_mask, "val": torch.zeros_like(data.train_mask), "test": ~data.train_mask}
+    elif cfg.kind == "synthetic":
+        return synthetic_node_task(cfg)
+    else:
+        raise UserError(f"data={cfg.name} is a graph-classification dataset; use it with task=graph")
+    x = data.x.float()
+    if cfg.normalize_features:
+        x = x / x.sum(dim=1, keepdim=True).clamp(min=1)  # row sums to 1, as in Kipf & Welling
+    if cfg.sparse_features:
+        x = x.to_sparse_coo().coalesce()
+    return NodeTask(x, data.edge_index, data.y, masks, int(data.y.max()) + 1, cfg.name)
+
+
+def synthetic_node_task(cfg: DictConfig) -> NodeTask:
+    """A stochastic block model with noisy bag-of-words features: neither the features nor the edges alone give
+    the class away, together they do (offline, seconds; the graph is fixed by `cfg.graph_seed`)."""
+    g = torch.Generator().manual_seed(cfg.graph_seed)
+    n, c, f = cfg.num_nodes, cfg.num_classes, cfg.num_features
+    y = torch.arange(n) % c
+    y = y[torch.randperm(n, generator=g)]
+    same = y[:, None] == y[None, :]
+    prob = torch.where(same, cfg.p_in, cfg.p_out)
+    upper = torch.triu(torch.rand(n, n, generator=g) < prob, diagonal=1)
+    edge_index = (upper | upper.T).nonzero().T.contiguous()
+    # Each node draws `words` feature ids: from its class's topic with probability `signal`, else at random.
+    topic = torch.arange(f // c * c).view(c, f // c)
+    words = torch.randint(f, (n, cfg.words), generator=g)
+    own = topic[y][torch.arange(n)[:, None], torch.randint(topic.size(1), (n, cfg.words), generator=g)]
+    words = torch.where(torch.rand(n, cfg.words, generator=g) < cfg.signal, own, words)
+    x = torch.zeros(n, f).scatter_(1, words, 1.0)
+    x = x / x.sum(dim=1, keepdim=True)
+    order = torch.randperm(n, generator=g)
+    train = torch.cat([order[y[order] == k][: cfg.train_per_class] for k in range(c)])
+    rest = order[~torch.isin(order, train)]
+    masks = {}
+    for name, idx in (("train", train), ("val", rest[: cfg.num_val]), ("test", rest[cfg.num_val:])):
+        masks[name] = torch.zeros(n, dtype=torch.bool).index_fill_(0, idx, True)
+    return NodeTask(x.to_sparse_coo().coalesce() if cfg.sparse_features else x, edge_index, y, masks, c, cfg.name)
+
+
+# -- graph classification -----------------------------------------------------------------------------------------
+def load_graph_dataset(cfg: DictConfig):
+    """A list-like of torch_geometric `Data` graphs with `x` (n_i, F) and `y` (1,): TUDataset MUTAG / PROTEINS,
+    or small synthetic graphs."""
+    if cfg.kind == "tu":
+        from torch_geometric.datasets import TUDataset
+
+        files = [f"{cfg.pyg_name}_{f}.txt" for f in TU_FILES]
+        folder = _pyg_folder(cfg, files)
+        return _open(cfg, folder, files, lambda root: TUDataset(str(root), cfg.pyg_name, use_node_attr=cfg.node_attr))
+    if cfg.kind == "synthetic":
+        return synthetic_graphs(cfg)
+    raise UserError(f"data={cfg.name} is a single graph for node classification; use task=node "
+                    "(graph classification: data=mutag, proteins or synthetic)")
+
+
+def synthetic_graphs(cfg: DictConfig) -> list:
+    """Two classes of small random graphs that differ in edge density; node features: one of 3 random types."""
+    from torch_geometric.data import Data
+
+    g = torch.Generator().manual_seed(cfg.graph_seed)
+    graphs = []
+    for i in range(cfg.num_graphs):
+        label = i % 2
+        n = int(torch.randint(cfg.min_nodes, cfg.max_nodes + 1, (1,), generator=g))
+        upper = torch.triu(torch.rand(n, n, generator=g) < cfg.densities[label], diagonal=1)
+        ring = torch.arange(n)  # a ring keeps every graph connected
+        upper[ring, (ring + 1) % n] = True
+        edge_index = (upper | upper.T).fill_diagonal_(False).nonzero().T.contiguous()
+        x = torch.nn.functional.one_hot(torch.randint(3, (n,), generator=g), 3).float()
+        graphs.append(Data(x=x, edge_index=edge_index, y=torch.tensor([label])))
+    return graphs
+
+
+def stratified_folds(y: Tensor, k: int, generator: torch.Generator) -> list[Tensor]:
+    """`k` disjoint index sets covering 0..len(y)-1, each with (nearly) the class balance of `y`."""
+    if k < 2 or int(torch.bincount(y).min()) < k:
+        raise UserError(f"train.folds={k}: need 2 or more folds, and no more than the smallest class "
+                        f"({int(torch.bincount(y).min())} graphs)")
+    folds: list[list[Tensor]] = [[] for _ in range(k)]
+    offset = 0
+    for label in range(int(y.max()) + 1):
+        members = (y == label).nonzero().view(-1)
+        members = members[torch.randperm(len(members), generator=generator)]
+        for j in range(k):  # deal round-robin, each class starting where the last one stopped
+            folds[(offset + j) % k].append(members[j::k])
+        offset += len(members)
+    return [torch.cat(f).sort().values for f in folds]
+
+
+# -- where torch_geometric reads and writes -------------------------------------------------------------------------
+def _pyg_folder(cfg: DictConfig, files: list[str]) -> Path:
+    """The folder `<x>/<Name>` to give torch_geometric: `<root>/<Name>` itself if we may write there, else a
+    mirror under the cache whose raw/ links to the root's files (processing writes `<Name>/processed/`)."""
+    source = data_root(cfg.root) / cfg.pyg_name
+    if _writable(source):
+        return source
+    mirror = cache_dir() / "data" / cfg.pyg_name
+    present = [f for f in files if (source / "raw" / f).is_file()]
+    if not _complete(source, files):
+        return mirror  # nothing to mirror: download into the cache
+    (mirror / "raw").mkdir(parents=True, exist_ok=True)
+    changed = False
+    for name in present:
+        link, target = mirror / "raw" / name, (source / "raw" / name).resolve()
+        if link.is_symlink() and link.resolve() == target:
+            continue
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+        changed = True
+    if changed:  # processed from other raw files: process again
+        shutil.rmtree(mirror / "processed", ignore_errors=True)
+    return mirror
+
+
+def _writable(path: Path) -> bool:
+    """Whether we may write in `path` (or its nearest existing parent). The permission bits count even for root,
+    who could write anyway: a folder marked read-only (like a shared data copy) is left alone."""
+    while not path.exists():
+        path = path.parent
+    return os.access(path, os.W_OK) and bool(path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _complete(folder: Path, files: list[str]) -> bool:
+    """Whether `folder/raw` has the files torch_geometric checks before it decides to download."""
+    needed = files if files[0].startswith("ind.") else files[:2]
+    return all((folder / "raw" / f).is_file() for f in needed)
+
+
+def _open(cfg: DictConfig, folder: Path, files: list[str], make):
+    """`make(root)` with root = folder's parent; a failed download becomes a UserError that says what to put where."""
+    if _complete(folder, files):
+        return make(folder.parent)  # nothing to download: any error here is a real one
+    try:
+        with _socket_timeout(cfg.download_timeout):
+            return make(folder.parent)
+    except (OSError, ImportError) as err:  # URLError, aiohttp's connection errors and timeouts are all OSErrors
+        where = data_root(cfg.root) / cfg.pyg_name / "raw"
+        files = (f"ind.{cfg.pyg_name.lower()}.{{{','.join(PLANETOID_FILES)}}}" if cfg.kind == "planetoid"
+                 else f"{cfg.pyg_name}_{{A,graph_indicator,graph_labels,node_labels}}.txt")
+        raise UserError(f"could not load {cfg.pyg_name}: the download failed ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else 'no network?'}). Offline? Put the files "
+                        f"{files} in {where}/ (or set data.root or TRENDS_DATA to a folder that has "
+                        f"{cfg.pyg_name}/raw/)") from None
+
+
+@contextmanager
+def _socket_timeout(seconds: float):
+    """A download that hangs (no route, no DNS answer) fails after `seconds` instead of never."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)

@@ -1,0 +1,55 @@
+"""The figures of a `trends gnn` run: learning curves, a 2-D view of the learned node embeddings, the karate club."""
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+
+from trends.core import plots
+from trends.core.run import Run
+
+
+def node_plots(run: Run, cfg: DictConfig, model, task) -> None:
+    """Accuracy and loss per epoch; embeddings (PCA of the layer before the classifier) coloured by true class;
+    for the karate club, the graph itself coloured by predicted community."""
+    records = run.history()
+    name = f"{cfg.model.name.upper()} on {task.name}"
+    plots.learning_curves(run.plots_dir / "accuracy.png", records, "acc", x="epoch", title=f"{name}: accuracy (%)")
+    plots.learning_curves(run.plots_dir / "loss.png", records, "loss", x="epoch", title=f"{name}: loss")
+    model.eval()
+    with torch.no_grad():
+        hidden = model.embed(task.x, task.edge_index).float().cpu()
+        pred = model(task.x, task.edge_index).argmax(-1).cpu()
+    plots.scatter_2d(run.plots_dir / "embeddings.png", pca_2d(hidden), task.y.cpu().numpy(),
+                     title=f"{name}: node embeddings (PCA), coloured by class",
+                     class_names=[f"class {c}" for c in range(task.num_classes)])
+    if task.name == "karate":
+        draw_graph(run.plots_dir / "karate.png", task.edge_index.cpu(), pred, task.masks["train"].cpu(),
+                   title=f"Karate club: communities predicted by {cfg.model.name.upper()} from 4 labels "
+                         f"({(pred == task.y.cpu()).float().mean():.0%} right)")
+
+
+def pca_2d(points: torch.Tensor):
+    """(N, D) → (N, 2) numpy: the two directions of largest variance."""
+    centred = points - points.mean(dim=0)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    return (centred @ v[:2].T).numpy()
+
+
+def draw_graph(path, edge_index: torch.Tensor, colour: torch.Tensor, ringed: torch.Tensor, *, title: str):
+    """Nodes in a spring layout coloured by `colour`; the nodes in `ringed` (the labelled ones) circled in black."""
+    import matplotlib.pyplot as plt
+    import networkx as nx
+
+    graph = nx.Graph()
+    graph.add_nodes_from(range(colour.numel()))
+    graph.add_edges_from(edge_index.T.tolist())
+    pos = nx.spring_layout(graph, seed=0)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    nx.draw_networkx_edges(graph, pos, ax=ax, alpha=0.3)
+    nx.draw_networkx_nodes(graph, pos, ax=ax, node_color=colour.tolist(), cmap="tab10", vmin=0, vmax=9,
+                           node_size=180, edgecolors=["black" if r else "none" for r in ringed.tolist()],
+                           linewidths=2)
+    nx.draw_networkx_labels(graph, pos, ax=ax, font_size=7)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+    return plots.save(fig, path)

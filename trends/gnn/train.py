@@ -1,0 +1,168 @@
+"""`trends gnn`: node classification on one graph (here), graph classification by cross-validation (crossval.py).
+
+Node classification reads like torch_geometric's examples/gcn.py: full-batch training on the labelled nodes,
+one evaluation of every split per epoch, test accuracy reported at the epoch picked by validation.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from trends.core.checkpoint import load_checkpoint, save_checkpoint
+from trends.core.device import autocast, describe, resolve_device
+from trends.core.errors import Diverged, RunInterrupted, UserError
+from trends.core.progress import Progress
+from trends.core.run import Run
+from trends.core.seed import capture_rng, restore_rng, seed_everything
+from trends.gnn import plots
+from trends.gnn.data import NodeTask, load_node_task
+from trends.gnn.models import NodeNet, num_params, param_groups
+
+log = logging.getLogger("trends.gnn")
+
+
+def run(cfg: DictConfig, run: Run) -> None:
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed, cfg.deterministic)
+    if cfg.train.epochs is None or cfg.train.epochs < 1:
+        raise UserError(f"train.epochs={cfg.train.epochs}: give a positive number of epochs")
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    try:
+        if cfg.task == "graph":
+            from trends.gnn.crossval import cross_validate
+
+            cross_validate(cfg, run, device)
+        else:
+            train_nodes(cfg, run, device)
+    finally:
+        torch.set_num_threads(threads)  # the setting is process-wide: leave it as found
+
+
+def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
+    t = cfg.train
+    task = load_node_task(cfg.data)
+    model = NodeNet(cfg.model, task.x.size(1), task.num_classes)
+    if task.x.is_sparse and not model.sparse_input:
+        task.x = task.x.to_dense()  # SAGE and GIN gather neighbours' raw features: they need a dense X
+    task = task.to(device)
+    model.to(device)
+    optimizer = torch.optim.Adam(param_groups(model, cfg.optim.weight_decay, cfg.optim.decay), lr=cfg.optim.lr)
+    state = {"epoch": 0, "best": None, "best_model": None, "epoch_s": []}
+
+    if cfg.resume:
+        ckpt = load_checkpoint(run.checkpoint_path, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        restore_rng(ckpt["rng"])
+        state = {k: ckpt[k] for k in state}
+        run.rewind(ckpt["epoch"], ckpt["elapsed"])
+        log.info("resumed at epoch %d of %d", state["epoch"], t.epochs)
+
+    forward = torch.compile(model) if t.compile and device.type == "cuda" else model
+    run.update(params=num_params(model), device=describe(device), headline="test_acc", task="node",
+               nodes=task.num_nodes, edges=task.edge_index.size(1) // 2, features=task.x.size(1),
+               classes=task.num_classes, **{f"{k}_nodes": int(m.sum()) for k, m in task.masks.items()})
+    log.info("%s on %s: %d nodes, %d edges, %d features, %d classes; %s with %d params on %s",
+             cfg.model.name.upper(), task.name, task.num_nodes, task.edge_index.size(1) // 2, task.x.size(1),
+             task.num_classes, cfg.model.name, num_params(model), describe(device))
+
+    def checkpoint() -> None:
+        save_checkpoint(run.checkpoint_path, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": capture_rng(),
+            "elapsed": run.elapsed, **state})
+
+    train_mask, y = task.masks["train"], task.y
+    with Progress(t.epochs, "gnn", completed=state["epoch"], unit="epoch") as progress:
+        while state["epoch"] < t.epochs:
+            tic = time.perf_counter()
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device, t.amp):
+                out = forward(task.x, task.edge_index)
+            loss = F.cross_entropy(out[train_mask].float(), y[train_mask])
+            loss.backward()
+            optimizer.step()
+            loss_value = loss.item()  # a sync point too, so the epoch time is honest on GPUs
+            state["epoch_s"].append(time.perf_counter() - tic)
+            state["epoch"] += 1
+            epoch = state["epoch"]
+            if not math.isfinite(loss_value):
+                raise Diverged(epoch, loss_value)
+
+            scores = evaluate(forward, task, device, t.amp)
+            for split, (split_loss, acc) in scores.items():
+                run.log(epoch, split, epoch=epoch, loss=round(split_loss, 5), acc=round(acc, 3))
+            if _better(scores, state["best"], t.select):
+                state["best"] = {"epoch": epoch, **{f"{s}_{m}": v for s, (l, a) in scores.items()
+                                                     for m, v in (("loss", l), ("acc", a))}}
+                state["best_model"] = copy.deepcopy(model.state_dict())
+            progress.advance(rate=1 / state["epoch_s"][-1])
+            if epoch % t.log_every == 0 or epoch == t.epochs:
+                b = state["best"]
+                accs = "  ".join(f"{s} {a:.1f}%" for s, (_, a) in scores.items() if s != "train")
+                progress.note(f"epoch {epoch}: loss {loss_value:.3f}  {accs}  "
+                              f"(picked: epoch {b['epoch']}, test {b['test_acc']:.1f}%)")
+            if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
+                checkpoint()
+            if run.stop_requested:
+                checkpoint()
+                raise RunInterrupted(epoch)
+
+    finish(run, cfg, model, task, state)
+
+
+@torch.no_grad()
+def evaluate(forward, task: NodeTask, device: torch.device, amp: bool) -> dict[str, tuple[float, float]]:
+    """(cross-entropy, accuracy in %) of every split with nodes, from one full-graph forward pass."""
+    forward.eval()
+    with autocast(device, amp):
+        out = forward(task.x, task.edge_index).float()
+    pred = out.argmax(dim=-1)
+    scores = {}
+    for split, mask in task.masks.items():
+        if mask.any():
+            scores[split] = (F.cross_entropy(out[mask], task.y[mask]).item(),
+                             100.0 * (pred[mask] == task.y[mask]).float().mean().item())
+    return scores
+
+
+def _better(scores: dict, best: dict | None, select: str) -> bool:
+    """Is this epoch the one to report? Highest val accuracy; `acc_then_loss` breaks ties by lower val loss.
+    Without validation nodes (karate club) the last epoch is reported."""
+    if best is None or "val" not in scores:
+        return True
+    loss, acc = scores["val"]
+    if select == "acc":
+        return acc > best["val_acc"]
+    if select == "acc_then_loss":
+        return acc > best["val_acc"] or (acc == best["val_acc"] and loss < best["val_loss"])
+    raise UserError(f"train.select={select}: use acc or acc_then_loss")
+
+
+def finish(run: Run, cfg: DictConfig, model: NodeNet, task: NodeTask, state: dict) -> None:
+    """Plots from the picked epoch's weights, and the summary's metrics."""
+    best = state["best"]
+    last = {r["split"]: r for r in run.history() if r["epoch"] == state["epoch"]}
+    epoch_ms = 1000 * statistics.median(state["epoch_s"][min(10, len(state["epoch_s"]) - 1):])  # skip warm-up
+    if cfg.train.plots:
+        model.load_state_dict(state["best_model"])
+        plots.node_plots(run, cfg, model, task)
+    run.update(picked_epoch=best["epoch"], metrics={
+        "test_acc": round(best["test_acc"], 2),
+        "val_acc": round(best["val_acc"], 2) if "val_acc" in best else None,
+        "train_acc": round(best["train_acc"], 2),
+        "final_test_acc": round(last["test"]["acc"], 2),
+        "best_epoch": best["epoch"],
+        "epoch_ms": round(epoch_ms, 2),
+    })
+    log.info("test accuracy %.2f%% at epoch %d (picked by validation), %.2f%% at the last epoch; "
+             "median epoch %.1f ms", best["test_acc"], best["epoch"], last["test"]["acc"], epoch_ms)
