@@ -33,9 +33,26 @@ def outputs_root() -> Path:
     return Path(os.environ.get("TRENDS_OUTPUTS", "outputs"))
 
 
+def torchrun_rank() -> int | None:
+    """This process's rank when torchrun started several (None for a plain single-process run)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "TORCHELASTIC_RUN_ID" in os.environ:
+        return int(os.environ["RANK"])
+    return None
+
+
 def new_run_dir(command: str, multirun: bool = False) -> Path:
-    """`outputs/<command>[/multirun]/<timestamp>`, created here so two runs started in one second never share it."""
+    """`outputs/<command>[/multirun]/<timestamp>`, created here so two runs started in one second never share it.
+
+    Under torchrun every rank must land in one folder: it is named after torchrun's run id instead.
+    """
     base = outputs_root() / command / ("multirun" if multirun else "")
+    if torchrun_rank() is not None:
+        path = base / f"torchrun_{os.environ['TORCHELASTIC_RUN_ID']}"
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create the run folder {path} ({err.strerror})") from None
+        return path
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     for attempt in range(1000):
         path = base / (stamp if attempt == 0 else f"{stamp}_{attempt}")
@@ -81,9 +98,14 @@ def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke:
     if resume is not None:
         return [*args, "resume=true", f"hydra.run.dir={resume}"], resume
     if multirun:
+        if torchrun_rank() is not None:
+            raise UserError("a sweep under torchrun is not supported: run the sweep with a launcher instead")
         sweep_dir = new_run_dir(demo.command, multirun=True)
         return ["--multirun", *args, f"hydra.sweep.dir={sweep_dir}"], sweep_dir
     run_dir = new_run_dir(demo.command)
+    if torchrun_rank():  # ranks > 0 share rank 0's folder: they leave Hydra's record to it and log apart
+        args += ["hydra.output_subdir=null",
+                 f"hydra.job_logging.handlers.file.filename={run_dir}/{demo.config}.rank{torchrun_rank()}.log"]
     return [*args, f"hydra.run.dir={run_dir}"], run_dir
 
 

@@ -49,6 +49,7 @@ class Run:
         self.checkpoint_path = self.dir / "checkpoints" / "last.pt"
         self.plots_dir = self.dir / "plots"
         self.stop_requested = False  # set by Ctrl-C; loops check it at step boundaries
+        self.is_main = int(os.environ.get("RANK", 0)) == 0  # under torchrun only rank 0 writes
         self.logged_any = False
         self._t0 = time.perf_counter()
         self._elapsed_before = 0.0  # time spent before a resume
@@ -58,6 +59,7 @@ class Run:
             "overrides": overrides,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seed": cfg.get("seed"),
+            "world_size": int(os.environ.get("WORLD_SIZE", 1)),
             "versions": _versions(),
             "git_commit": _git_commit(),
         }
@@ -74,8 +76,9 @@ class Run:
         record = {"step": step, "epoch": epoch, "split": split,
                   **{k: _jsonable(v) if hasattr(v, "item") else v for k, v in values.items()},
                   "elapsed": round(self.elapsed, 3)}
-        with self.metrics_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        if self.is_main:
+            with self.metrics_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
         self.logged_any = True
         return record
 
@@ -87,10 +90,11 @@ class Run:
 
     def rewind(self, step: int, elapsed: float) -> None:
         """On resume: forget points logged after the checkpoint's step and carry its elapsed time forward."""
-        kept = [r for r in self.history() if r["step"] <= step]
-        tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.metrics_path)
+        if self.is_main:
+            kept = [r for r in self.history() if r["step"] <= step]
+            tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            os.replace(tmp, self.metrics_path)
         self._elapsed_before = elapsed
         self._t0 = time.perf_counter()
         previous = self._read_summary()
@@ -106,6 +110,8 @@ class Run:
                             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         if error:
             self.summary["error"] = error
+        if not self.is_main:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.summary_path, self.summary)
 

@@ -4,6 +4,7 @@ Reads top-down: setup → (resume) → the loop → the end of the run.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -14,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from trends.core import plots
 from trends.core.checkpoint import load_checkpoint, save_checkpoint
 from trends.core.device import autocast, describe, measure_peak_flops, resolve_device
+from trends.core.distributed import any_rank, gather_objects, init_distributed, mean_across_ranks, shutdown
 from trends.core.errors import Diverged, RunInterrupted, UserError
 from trends.core.progress import Progress
 from trends.core.run import Run
@@ -25,17 +27,17 @@ log = logging.getLogger("trends.lm")
 
 
 def run(cfg: DictConfig, run: Run) -> None:
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed, cfg.deterministic)
+    dist, device = init_distributed(resolve_device(cfg.device))
+    seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # DDP copies rank 0's initial weights to all ranks
     t = cfg.train
     corpus = load_corpus(cfg.data, cfg.model.block_size)
     model = GPT(GPTConfig(vocab_size=len(corpus.vocab), **OmegaConf.to_container(cfg.model))).to(device)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=tuple(cfg.optim.betas), fused=device.type == "cuda")
-    tokens_per_step = t.batch_size * cfg.model.block_size * t.grad_accum
+    tokens_per_step = t.batch_size * cfg.model.block_size * t.grad_accum * dist.world  # global, all ranks
     total_steps = _total_steps(t, len(corpus.train), tokens_per_step)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(cfg.optim, total_steps))
-    batches = torch.Generator().manual_seed(cfg.seed)  # the order of training windows, saved for resume
+    batches = torch.Generator().manual_seed(cfg.seed + dist.rank)  # training windows, saved for resume
     state = {"step": 0, "best_val_loss": math.inf}
 
     if cfg.resume:
@@ -43,13 +45,16 @@ def run(cfg: DictConfig, run: Run) -> None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        batches.set_state(ckpt["batches_rng"])
-        restore_rng(ckpt["rng"])
+        if len(ckpt["batches_rng"]) != dist.world:
+            raise UserError(f"the run was trained on {len(ckpt['batches_rng'])} processes; resume it on as many")
+        batches.set_state(ckpt["batches_rng"][dist.rank])
+        restore_rng(ckpt["rng"][dist.rank])
         state = {"step": ckpt["step"], "best_val_loss": ckpt["best_val_loss"]}
         run.rewind(ckpt["step"], ckpt["elapsed"])
         log.info("resumed at step %d of %d", state["step"], total_steps)
 
-    forward = torch.compile(model) if t.compile and device.type == "cuda" else model
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.active else model
+    forward = torch.compile(ddp) if t.compile and device.type == "cuda" else ddp
     peak = cfg.peak_flops or measure_peak_flops(device)
     flops_per_step = model.flops_per_token() * tokens_per_step
     run.update(params=model.num_params(), device=describe(device), total_steps=total_steps,
@@ -59,10 +64,13 @@ def run(cfg: DictConfig, run: Run) -> None:
              describe(device), total_steps, tokens_per_step, total_steps * tokens_per_step / len(corpus.train))
 
     def checkpoint() -> None:
+        rank_states = gather_objects((batches.get_state(), capture_rng()))  # every rank's own RNG streams
+        if not run.is_main:
+            return
         save_checkpoint(run.checkpoint_path, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "step": state["step"], "best_val_loss": state["best_val_loss"], "elapsed": run.elapsed,
-            "batches_rng": batches.get_state(), "rng": capture_rng(),
+            "batches_rng": [b for b, _ in rank_states], "rng": [r for _, r in rank_states],
             "model_config": OmegaConf.to_container(cfg.model), "vocab": corpus.vocab})
 
     train_time, train_tokens, recent = 0.0, 0, []
@@ -70,17 +78,18 @@ def run(cfg: DictConfig, run: Run) -> None:
         while state["step"] < total_steps:
             tic = time.perf_counter()
             model.train()
-            for _ in range(t.grad_accum):
+            for micro in range(t.grad_accum):
                 x, y = random_windows(corpus.train, t.batch_size, cfg.model.block_size, batches, device)
-                with autocast(device, t.amp):
+                last = micro == t.grad_accum - 1
+                with autocast(device, t.amp), (contextlib.nullcontext() if last or not dist.active else ddp.no_sync()):
                     _, loss = forward(x, y)
-                (loss / t.grad_accum).backward()
+                    (loss / t.grad_accum).backward()  # gradients are all-reduced on the last micro-batch only
             if cfg.optim.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            loss_value = loss.item()  # also a sync point, so the timing below is honest on GPUs
+            loss_value = mean_across_ranks(loss.item(), device)  # a sync point, so the timing is honest on GPUs
             state["step"] += 1
             step = state["step"]
             if not math.isfinite(loss_value):
@@ -105,11 +114,14 @@ def run(cfg: DictConfig, run: Run) -> None:
                 progress.note(f"step {step}: train {losses['train']:.3f}  val {losses['val']:.3f}  "
                               f"best {state['best_val_loss']:.3f}")
                 checkpoint()
-            if run.stop_requested:
+            if any_rank(run.stop_requested, device):
                 checkpoint()
                 raise RunInterrupted(step)
 
-    finish(run, model, corpus, cfg, device, state, train_tokens, train_time, flops_per_step / tokens_per_step, peak)
+    if run.is_main:
+        finish(run, model, corpus, cfg, device, state, train_tokens, train_time, flops_per_step / tokens_per_step,
+               peak)
+    shutdown()
 
 
 def _total_steps(t: DictConfig, train_chars: int, tokens_per_step: int) -> int:
