@@ -44,7 +44,7 @@ def bench(cfg, name: str, device: torch.device, steps: int, warmup: int, image_s
     b = cfg.train.batch_size
     images = torch.randint(0, 256, (b, 3, image_size, image_size), dtype=torch.uint8, device=device)
     labels = torch.randint(0, num_classes, (b,), device=device)
-    stats = ((0.5,) * 3, (0.25,) * 3)
+    stats = [torch.full((1, 3, 1, 1), 0.5, device=device), torch.full((1, 3, 1, 1), 0.25, device=device)]
 
     for _ in range(warmup):  # compilation, autotuning, allocator warm-up
         train_step(forward, optimizer, scheduler, images, labels, stats, cfg, device)

@@ -76,7 +76,10 @@ class NodeNet(nn.Module):
 
 
 class GraphNet(nn.Module):
-    """`layers` message-passing layers of width `hidden`, a pooled readout per graph, an MLP head → (G, classes)."""
+    """`layers` message-passing layers of width `hidden`, a pooled readout per graph, an MLP head → (G, classes).
+
+    `readout: last` pools the last layer only; `all` concatenates the pooled input and every layer's output, as in
+    the GIN paper, so the head also sees the shallow, local patterns (atom counts, bonds) that deep layers blur."""
 
     def __init__(self, cfg: DictConfig, in_dim: int, num_classes: int):
         super().__init__()
@@ -87,13 +90,18 @@ class GraphNet(nn.Module):
         self.act = getattr(F, cfg.act)
         self.uses_edges = cfg.name != "mlp"
         self.pool = POOLS[cfg.pool]
-        self.head = MLP([width, width, num_classes], norm=None, dropout=cfg.dropout)
+        self.all_layers = cfg.readout == "all"
+        pooled = in_dim + cfg.layers * width if self.all_layers else width
+        self.head = MLP([pooled, width, num_classes], norm=None, dropout=cfg.dropout)
 
     def embed(self, x: Tensor, edge_index: Tensor, batch: Tensor) -> Tensor:
-        """One vector per graph (G, width): the pooled node representations after the last layer."""
+        """One vector per graph (G, pooled width): the readout the head classifies."""
+        pooled = [self.pool(x, batch)] if self.all_layers else []
         for layer in self.layers:
             x = self.act(layer(x, edge_index) if self.uses_edges else layer(x))
-        return self.pool(x, batch)
+            if self.all_layers:
+                pooled.append(self.pool(x, batch))
+        return torch.cat(pooled, dim=-1) if self.all_layers else self.pool(x, batch)
 
     def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor) -> Tensor:
         return self.head(self.embed(x, edge_index, batch))

@@ -112,6 +112,7 @@ def accuracy_plot(path, names, fractions, images, table, contenders, cross, cfg)
     ax.set_xscale("log")
     ax.set_xticks(xs, [f"{x:,}" for x in xs])
     ax.minorticks_off()
+    ax.margins(x=0.1)  # room for the gap labels right of the last point
     budget = (f"{cfg.train.epochs:g} epochs per cell" if cfg.train.epochs is not None
               else f"{cfg.train.steps} steps × {cfg.train.batch_size} images per cell")
     ax.set(xlabel="training images (log scale)", ylabel="test accuracy (%)",
@@ -137,7 +138,7 @@ def training_loss_plot(path, records: list[dict]) -> None:
 def rich_table(names, fractions, images, table, contenders) -> Table:
     out = Table(title="ViT vs CNN: test accuracy by training-set size")
     for col in ("model", "params", "MFLOPs/img", "train img/s", "MFU"):
-        out.add_column(col, justify="right" if col != "model" else "left")
+        out.add_column(col, justify="right" if col != "model" else "left", no_wrap=col == "model")
     for f in fractions:
         out.add_column(f"{images[f]:,} imgs ({fmt(f)})", justify="right")
     for name in names:

@@ -25,7 +25,7 @@ from trends.core.progress import Progress
 from trends.core.run import Run
 from trends.core.seed import capture_rng, restore_rng, seed_everything
 from trends.vision.augment import random_crop_flip
-from trends.vision.data import ImageSet, load_image_sets, normalize
+from trends.vision.data import ImageSet, load_image_sets
 from trends.vision.subsets import nested_stratified_subsets
 from trends.vit_vs_cnn import report
 from trends.vit_vs_cnn.models import build_model, flops_per_image, num_params
@@ -39,7 +39,7 @@ def run(cfg: DictConfig, run: Run) -> None:
     names, fractions = _check_grid(cfg)
     train_set, test_set = load_image_sets(cfg.data)
     subsets = nested_stratified_subsets(train_set.labels, fractions, seed=cfg.data.subset_seed)
-    stats = channel_stats(train_set.images)
+    stats = [s.view(1, 3, 1, 1).to(device) for s in channel_stats(train_set.images)]
     train_set, test_set = train_set.to(device), test_set.to(device)  # once: batches are cut and augmented there
     image_size, num_classes = train_set.images.shape[-1], len(train_set.classes)
     peak = cfg.peak_flops or measure_peak_flops(device)
@@ -84,9 +84,9 @@ def run(cfg: DictConfig, run: Run) -> None:
     report.finish(run, cfg, names, fractions, state["results"], contenders)
 
 
-def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std (pixel values in [0, 1]) of uint8 images (N, 3, H, W), summed in chunks so a big
-    set is never copied to float at once. From the training images, labels unused: any ImageFolder works."""
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (3,) of uint8 images (N, 3, H, W) scaled to [0, 1], summed in chunks so a big set
+    is never copied to float at once. Taken from the training images (labels unused), so any ImageFolder works."""
     total, total_sq = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
     for start in range(0, len(images), chunk):
         x = images[start:start + chunk].double() / 255
@@ -95,7 +95,7 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float,
     count = images.numel() / 3
     mean = total / count
     std = (total_sq / count - mean**2).clamp_min(1e-12).sqrt()
-    return tuple(mean.tolist()), tuple(std.tolist())
+    return mean.float(), std.float()
 
 
 def _check_grid(cfg: DictConfig) -> tuple[list[str], list[float]]:
@@ -134,16 +134,18 @@ def _cell_seed(seed: int, *parts) -> int:
 
 class Batches:
     """Endless shuffled passes over n items; `indices(step)` is a pure function of (seed, step), so a resumed cell
-    draws exactly the batches an uninterrupted one would, with no sampler state to save."""
+    draws exactly the batches an uninterrupted one would, with no sampler state to save. Each pass's order is
+    drawn on the CPU and moved to `device` once, so a step costs no host-to-device copy."""
 
-    def __init__(self, n: int, batch_size: int, seed: int):
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
+        self.n, self.batch_size, self.seed, self.device = n, batch_size, seed, device
         self._epoch, self._order = -1, None
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._epoch:
             self._epoch = epoch
-            self._order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
+            self._order = order.to(self.device)
         return self._order
 
     def indices(self, step: int) -> torch.Tensor:
@@ -185,13 +187,14 @@ def make_optimizer(cfg: DictConfig, name: str, model: torch.nn.Module, total_ste
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(o.warmup, total_steps))
 
 
-def to_input(images: torch.Tensor, stats: tuple, device: torch.device) -> torch.Tensor:
-    """uint8 (B, 3, H, W) → standardised float; channels-last on CUDA, where cuDNN's fast convolutions want it."""
-    x = normalize(images, *stats)
+def to_input(images: torch.Tensor, stats: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """uint8 (B, 3, H, W) → standardised float, with `stats` = [mean, std] of shape (1, 3, 1, 1) on the device;
+    channels-last on CUDA, where cuDNN's fast convolutions want it."""
+    x = (images.float() / 255 - stats[0]) / stats[1]
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
-def train_step(forward, optimizer, scheduler, images: torch.Tensor, labels: torch.Tensor, stats: tuple,
+def train_step(forward, optimizer, scheduler, images: torch.Tensor, labels: torch.Tensor, stats: list[torch.Tensor],
                cfg: DictConfig, device: torch.device) -> torch.Tensor:
     """One optimisation step on a uint8 batch: crop/flip it where it lies, forward under autocast, clip, step.
     Returns the loss as a device tensor (no sync here: the caller reads it every log_every steps)."""
@@ -208,7 +211,7 @@ def train_step(forward, optimizer, scheduler, images: torch.Tensor, labels: torc
 
 
 def train_cell(cfg: DictConfig, run: Run, device: torch.device, name: str, fraction: float, data: ImageSet,
-               test: ImageSet, stats: tuple, total_steps: int, state: dict, checkpoint, progress: Progress,
+               test: ImageSet, stats: list[torch.Tensor], total_steps: int, state: dict, checkpoint, progress: Progress,
                resume_from: dict | None) -> dict:
     """Train a fresh `name` on `data` for `total_steps` steps, then test it on the full test set."""
     t = cfg.train
@@ -219,7 +222,7 @@ def train_cell(cfg: DictConfig, run: Run, device: torch.device, name: str, fract
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(cfg, name, model, total_steps, device)
     # The data order depends on the fraction only: at one fraction every model sees the same batches.
-    batches = Batches(len(data), t.batch_size, _cell_seed(cfg.seed, "batches", fraction))
+    batches = Batches(len(data), t.batch_size, _cell_seed(cfg.seed, "batches", fraction), device)
     step = 0
     if resume_from is not None:
         model.load_state_dict(resume_from["model"])
@@ -238,7 +241,7 @@ def train_cell(cfg: DictConfig, run: Run, device: torch.device, name: str, fract
     window_loss, window_steps, window_start = torch.zeros((), device=device), 0, time.perf_counter()
     timed_images, timed_seconds = 0, 0.0
     while step < total_steps:
-        index = batches.indices(step).to(device)
+        index = batches.indices(step)
         window_loss += train_step(forward, optimizer, scheduler, data.images[index], data.labels[index], stats,
                                   cfg, device)
         step += 1
@@ -275,17 +278,17 @@ def train_cell(cfg: DictConfig, run: Run, device: torch.device, name: str, fract
 
 
 @torch.no_grad()
-def evaluate(forward, test: ImageSet, stats: tuple, batch_size: int, device: torch.device,
+def evaluate(forward, test: ImageSet, stats: list[torch.Tensor], batch_size: int, device: torch.device,
              amp: bool) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) over the whole test set, unaugmented."""
     was_training = forward.training
     forward.eval()
-    correct, total_loss = 0, 0.0
+    correct, total_loss = torch.zeros((), device=device), torch.zeros((), device=device)
     for start in range(0, len(test), batch_size):
         images, labels = test.images[start:start + batch_size], test.labels[start:start + batch_size]
         with autocast(device, amp):
             logits = forward(to_input(images, stats, device)).float()
-        total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == labels).sum().item()
+        total_loss += F.cross_entropy(logits, labels, reduction="sum")
+        correct += (logits.argmax(dim=1) == labels).sum()
     forward.train(was_training)
-    return correct / len(test), total_loss / len(test)
+    return correct.item() / len(test), total_loss.item() / len(test)
