@@ -33,7 +33,7 @@ def test_smoke_node_classification(workdir, cli):
 
 
 def test_resume_continues_from_the_checkpoint(workdir, cli):
-    assert cli("gnn", "--smoke", "--epochs", "20")[0] == 0
+    assert cli("gnn", "--smoke", "--epochs", "20", "train.plots=false")[0] == 0
     [run] = run_dirs(workdir, "gnn")
     code, out = cli("gnn", "--resume", str(run), "--epochs", "30")
     assert code == 0, out
@@ -53,8 +53,19 @@ def test_smoke_graph_classification(workdir, cli):
     assert (run / "plots" / "accuracy.png").is_file() and (run / "plots" / "embeddings.png").is_file()
 
 
+def test_resuming_a_finished_cross_validation_trains_no_fold_again(workdir, cli):
+    assert cli("gnn", "--smoke", "task=graph", "--epochs", "4", "train.plots=false")[0] == 0
+    [run] = run_dirs(workdir, "gnn")
+    before = summary(run)
+    lines = (run / "metrics.jsonl").read_text()
+    code, out = cli("gnn", "--resume", str(run))
+    assert code == 0, out
+    assert (run / "metrics.jsonl").read_text() == lines  # every fold came from the checkpoint
+    assert summary(run)["metrics"] == before["metrics"] and summary(run)["resumed"] == 1
+
+
 def test_karate_club(workdir, cli):
-    code, out = cli("gnn", "data=karate", "--epochs", "100")
+    code, out = cli("gnn", "data=karate", "--epochs", "60")
     assert code == 0, out
     [run] = run_dirs(workdir, "gnn")
     assert summary(run)["metrics"]["test_acc"] > 50  # 4 communities from 4 labels; chance is 25%
@@ -80,7 +91,7 @@ def test_cora_message_passing_beats_mlp_and_sweep_aggregates_seeds(workdir, cli)
 
 def test_mutag_cross_validation(workdir, cli):
     root = shared("MUTAG", "raw").parent.parent
-    code, out = cli("gnn", "task=graph", f"data.root={root}", "train.folds=3", "--epochs", "15",
+    code, out = cli("gnn", "task=graph", f"data.root={root}", "train.folds=3", "--epochs", "10",
                     "train.plots=false")
     assert code == 0, out
     [run] = run_dirs(workdir, "gnn")
