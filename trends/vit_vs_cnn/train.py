@@ -67,6 +67,7 @@ def run(cfg: DictConfig, run: Run) -> None:
         save_checkpoint(run.checkpoint_path, {**state, "cell": cell, "elapsed": run.elapsed})
 
     done_steps = sum(steps[c] for c in cells if report.key(*c) in state["results"])
+    done_steps += state["cell"]["step"] if state["cell"] else 0
     with Progress(sum(steps.values()), "vit-vs-cnn", completed=done_steps) as progress:
         for name, fraction in cells:
             key = report.key(name, fraction)
