@@ -57,7 +57,7 @@ class TwoViews(torch.utils.data.Dataset):
 
 def bench(encoder: str, batch: int, steps: int, device: torch.device, loader_workers: int | None) -> dict:
     """images/s of full SimCLR steps; views from trends' batched augmentation, or from a DataLoader."""
-    cfg = config([f"model={encoder}", f"train.batch_size={batch}"])
+    cfg = config([f"model={encoder}", f"train.batch_size={batch}", "aug.size=32"])
     torch.manual_seed(0)
     images = torch.randint(0, 256, ((steps + 2) * batch, 3, 32, 32), dtype=torch.uint8)
     prepare = Normalize.fit(images, channels_last=True)
@@ -96,7 +96,7 @@ def bench(encoder: str, batch: int, steps: int, device: torch.device, loader_wor
 
 def augment_only(batch: int, device: torch.device, steps: int = 10) -> float:
     """images/s (two views each) of the batched augmentation alone."""
-    aug = config([]).aug
+    aug = config(["aug.size=32"]).aug  # null in the config means "the images' own size"
     images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     two_views(images, aug, generator)
