@@ -73,7 +73,7 @@ def stepper(model, optimizer, x, edge_index, y, train_mask):
         loss = F.cross_entropy(model(x, edge_index)[train_mask], y[train_mask])
         loss.backward()
         optimizer.step()
-        float(loss)
+        loss.item()
         return time.perf_counter() - tic
 
     @torch.no_grad()

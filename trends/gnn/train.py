@@ -156,13 +156,10 @@ def finish(run: Run, cfg: DictConfig, model: NodeNet, task: NodeTask, state: dic
     if cfg.train.plots:
         model.load_state_dict(state["best_model"])
         plots.node_plots(run, cfg, model, task)
-    run.update(picked_epoch=best["epoch"], metrics={
-        "test_acc": round(best["test_acc"], 2),
-        "val_acc": round(best["val_acc"], 2) if "val_acc" in best else None,
-        "train_acc": round(best["train_acc"], 2),
-        "final_test_acc": round(last["test"]["acc"], 2),
-        "best_epoch": best["epoch"],
-        "epoch_ms": round(epoch_ms, 2),
-    })
-    log.info("test accuracy %.2f%% at epoch %d (picked by validation), %.2f%% at the last epoch; "
-             "median epoch %.1f ms", best["test_acc"], best["epoch"], last["test"]["acc"], epoch_ms)
+    metrics = {"test_acc": round(best["test_acc"], 2), "val_acc": round(best.get("val_acc", math.nan), 2),
+               "train_acc": round(best["train_acc"], 2), "final_test_acc": round(last["test"]["acc"], 2),
+               "best_epoch": best["epoch"], "epoch_ms": round(epoch_ms, 2)}
+    run.update(picked_epoch=best["epoch"], metrics={k: v for k, v in metrics.items() if not math.isnan(v)})
+    how = "picked by validation" if "val_acc" in best else "the last: no validation nodes"
+    log.info("test accuracy %.2f%% at epoch %d (%s), %.2f%% at the last epoch; median epoch %.1f ms",
+             best["test_acc"], best["epoch"], how, last["test"]["acc"], epoch_ms)
