@@ -52,6 +52,11 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(workdir):
     assert "failed" in (sweep / "sweep.csv").read_text()
 
 
-def test_submitit_launcher_group_resolves(workdir):
-    result = trends("lm", "--smoke", "--cfg", "hydra/launcher=submitit_slurm", cwd=workdir)
+def test_submitit_local_launcher_runs_the_sweep_and_slurm_composes(workdir):
+    result = trends("lm", "--smoke", "-m", "seed=0,1", "train.steps=4", "hydra/launcher=submitit_local",
+                    cwd=workdir)
     assert result.returncode == 0, result.stderr
+    (sweep,) = (workdir / "outputs" / "lm" / "multirun").iterdir()
+    assert len((sweep / "sweep.csv").read_text().strip().splitlines()) == 1 + 2
+    slurm = trends("lm", "--smoke", "--cfg", "hydra/launcher=submitit_slurm", cwd=workdir)  # no SLURM here
+    assert slurm.returncode == 0, slurm.stderr
