@@ -17,6 +17,18 @@ from trends.vit_vs_cnn.report import crossover
 from trends.vit_vs_cnn.train import Batches
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These models are too small to gain from a second thread, and on a machine other jobs load, two OpenMP
+    threads waiting on each other make every small op many times slower: keep runs, in- and out-of-process, on one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        yield
+    torch.set_num_threads(threads)
+
+
 def test_fractions_are_stratified_and_nested():
     labels = torch.tensor([0] * 500 + [1] * 300 + [2] * 200)[torch.randperm(1000)]
     subsets = nested_stratified_subsets(labels, [0.05, 0.3, 1.0], seed=0)
