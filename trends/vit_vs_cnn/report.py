@@ -124,15 +124,27 @@ def accuracy_plot(path, names, fractions, images, table, contenders, cross, cfg)
 
 
 def training_loss_plot(path, records: list[dict]) -> None:
-    """Training loss against step within each cell: how fast each model fits (and overfits) each subset."""
-    series: dict[str, tuple[list, list]] = {}
+    """Training loss against step within each cell, one colour per model and darker for more data: how fast each
+    model fits (or memorises) each subset."""
+    runs: dict[tuple[str, float], tuple[list, list]] = {}
     for r in records:
-        xs, ys = series.setdefault(key(r["model"], r["fraction"]), ([], []))
+        xs, ys = runs.setdefault((r["model"], r["fraction"]), ([], []))
         xs.append(r["cell_step"])
         ys.append(r["loss"])
-    if series:
-        plots.line_plot(path, series, xlabel="step (within the cell)", ylabel="training loss",
-                        title="training loss per (model, fraction)")
+    if not runs:
+        return
+    names = list(dict.fromkeys(name for name, _ in runs))
+    fractions = sorted({f for _, f in runs})
+    fig, ax = plots.plt.subplots(figsize=(7, 4.6))
+    for (name, f), (xs, ys) in runs.items():
+        shade = 0.35 + 0.65 * (fractions.index(f) + 1) / len(fractions)
+        ax.plot(xs, ys, color=f"C{names.index(name)}", alpha=shade, label=key(name, f))
+    ax.set(xlabel="step (within the cell)", ylabel="training loss (label-smoothed)",
+           title="training loss per (model, fraction): fitting the subset vs generalising")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    plots.save(fig, path)
 
 
 def rich_table(names, fractions, images, table, contenders) -> Table:
