@@ -148,17 +148,18 @@ def training_loss_plot(path, records: list[dict]) -> None:
 
 
 def rich_table(names, fractions, images, table, contenders) -> Table:
-    out = Table(title="ViT vs CNN: test accuracy by training-set size")
-    for col in ("model", "params", "MFLOPs/img", "train img/s", "MFU"):
-        out.add_column(col, justify="right" if col != "model" else "left", no_wrap=col == "model")
+    """Accuracy per model (rows) and training-set size (columns), with each model's cost; last row: the gap."""
+    out = Table(title="ViT vs CNN: test accuracy by number of training images (fraction)")
+    for col in ("model", "params", "MFLOPs", "img/s", "MFU"):
+        out.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     for f in fractions:
-        out.add_column(f"{images[f]:,} imgs ({fmt(f)})", justify="right")
+        out.add_column(f"{images[f]:,}\n({fmt(f)})", justify="right", no_wrap=True)
     for name in names:
         c = contenders[name]
         out.add_row(name, f"{c['params'] / 1e6:.3f}M", f"{c['flops_per_image'] / 1e6:.1f}",
                     f"{c['images_per_s']:,.0f}", f"{c['mfu']:.1%}",
                     *(f"{100 * table[name][fmt(f)]:.1f}%" for f in fractions))
     if CNN in names and VIT in names:
-        out.add_row("gap (CNN − ViT)", "", "", "", "",
-                    *(f"{100 * (table[CNN][fmt(f)] - table[VIT][fmt(f)]):+.1f} pts" for f in fractions))
+        out.add_row("CNN − ViT", "", "", "", "",
+                    *(f"{100 * (table[CNN][fmt(f)] - table[VIT][fmt(f)]):+.1f}" for f in fractions))
     return out
