@@ -264,12 +264,12 @@ def train_cell(cfg: DictConfig, run: Run, device: torch.device, name: str, fract
         if t.eval_every and step % t.eval_every == 0 and step < total_steps:
             acc, loss = evaluate(forward, test, stats, t.eval_batch_size, device, t.amp)
             run.log(state["global_step"], "test", model=name, fraction=fraction, cell_step=step, acc=acc, loss=loss)
-            model.train()
             window_start = time.perf_counter()  # evaluation is not training time
         if run.stop_requested or (t.checkpoint_every and step % t.checkpoint_every == 0 and step < total_steps):
             checkpoint(cell_state())
             if run.stop_requested:
                 raise RunInterrupted(state["global_step"])
+            window_start = time.perf_counter()  # nor is writing a checkpoint
 
     acc, loss = evaluate(forward, test, stats, t.eval_batch_size, device, t.amp)
     run.log(state["global_step"], "test", model=name, fraction=fraction, cell_step=step, acc=acc, loss=loss)
