@@ -165,5 +165,6 @@ def finish(run: Run, cfg: DictConfig, model: GraphNet, graphs: list, y: torch.Te
         "acc_best_epoch": round(mean_curve[best_epoch], 2),
         "epoch_ms": round(epoch_ms, 2),
     }, best_mean_epoch=best_epoch + 1, fold_acc=[round(a, 2) for a in accs])
-    log.info("%d-fold accuracy %.2f ± %.2f%% (last epoch); GIN protocol (best mean epoch %d): %.2f%%",
+    log.info("%d-fold accuracy %.2f ± %.2f%% (last epoch); at the best mean epoch (%d, the GIN paper's "
+             "protocol): %.2f%%",
              len(accs), statistics.fmean(accs), statistics.stdev(accs), best_epoch + 1, mean_curve[best_epoch])

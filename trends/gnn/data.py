@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import stat
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,15 @@ class NodeTask:
     def to(self, device: torch.device) -> "NodeTask":
         return NodeTask(self.x.to(device), self.edge_index.to(device), self.y.to(device),
                         {k: m.to(device) for k, m in self.masks.items()}, self.num_classes, self.name)
+
+    def adjacency(self) -> Tensor:
+        """The transposed adjacency (N, N) as sparse CSR: row i holds the nodes that send to i. Layers given this
+        instead of edge_index aggregate by sparse matmul, never building one message per edge."""
+        n, ones = self.num_nodes, torch.ones(self.edge_index.size(1), device=self.edge_index.device)
+        adj = torch.sparse_coo_tensor(self.edge_index.flip(0), ones, (n, n), check_invariants=True).coalesce()
+        with warnings.catch_warnings():  # torch calls its CSR support beta; CSR is what torch_geometric wants
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return adj.to_sparse_csr()
 
 
 # -- node classification ------------------------------------------------------------------------------------------

@@ -16,6 +16,9 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 # zeros) kept sparse, that matmul and its backward cost ~1% of the dense one. SAGE and GIN gather x of neighbours
 # before any linear map, so they need a dense X.
 SPARSE_INPUT = {"mlp", "gcn", "gat"}
+# SAGE's mean over neighbours' raw features (3703 wide on CiteSeer) as one message per edge is a (E, F) tensor;
+# given the sparse adjacency instead, torch_geometric aggregates by sparse matmul (3x faster, same numbers).
+ADJACENCY_INPUT = {"sage"}
 POOLS = {"add": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
 
 
@@ -61,18 +64,20 @@ class NodeNet(nn.Module):
         self.act = getattr(F, cfg.act)
         self.uses_edges = cfg.name != "mlp"
         self.sparse_input = cfg.name in SPARSE_INPUT
+        self.adjacency_input = cfg.name in ADJACENCY_INPUT
 
-    def _apply_layer(self, layer: nn.Module, x: Tensor, edge_index: Tensor) -> Tensor:
-        return layer(dropout(x, self.p, self.training), *((edge_index,) if self.uses_edges else ()))
+    def _apply_layer(self, layer: nn.Module, x: Tensor, graph: Tensor) -> Tensor:
+        return layer(dropout(x, self.p, self.training), *((graph,) if self.uses_edges else ()))
 
-    def embed(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        """Node representations (N, width) just before the last layer: what the classifier separates."""
+    def embed(self, x: Tensor, graph: Tensor) -> Tensor:
+        """Node representations (N, width) just before the last layer: what the classifier separates.
+        `graph`: edge_index (2, E), or the sparse adjacency where `adjacency_input`."""
         for layer in self.layers[:-1]:
-            x = self.act(self._apply_layer(layer, x, edge_index))
+            x = self.act(self._apply_layer(layer, x, graph))
         return x
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        return self._apply_layer(self.layers[-1], self.embed(x, edge_index), edge_index)
+    def forward(self, x: Tensor, graph: Tensor) -> Tensor:
+        return self._apply_layer(self.layers[-1], self.embed(x, graph), graph)
 
 
 class GraphNet(nn.Module):

@@ -8,7 +8,7 @@ from trends.core import plots
 from trends.core.run import Run
 
 
-def node_plots(run: Run, cfg: DictConfig, model, task) -> None:
+def node_plots(run: Run, cfg: DictConfig, model, task, graph) -> None:
     """Accuracy and loss per epoch; embeddings (PCA of the layer before the classifier) coloured by true class;
     for the karate club, the graph itself coloured by predicted community."""
     records = run.history()
@@ -17,8 +17,8 @@ def node_plots(run: Run, cfg: DictConfig, model, task) -> None:
     plots.learning_curves(run.plots_dir / "loss.png", records, "loss", x="epoch", title=f"{name}: loss")
     model.eval()
     with torch.no_grad():
-        hidden = model.embed(task.x, task.edge_index).float().cpu()
-        pred = model(task.x, task.edge_index).argmax(-1).cpu()
+        hidden = model.embed(task.x, graph).float().cpu()
+        pred = model(task.x, graph).argmax(-1).cpu()
     plots.scatter_2d(run.plots_dir / "embeddings.png", pca_2d(hidden), task.y.cpu().numpy(),
                      title=f"{name}: node embeddings (PCA), coloured by class",
                      class_names=[f"class {c}" for c in range(task.num_classes)])

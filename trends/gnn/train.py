@@ -54,6 +54,7 @@ def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
     if task.x.is_sparse and not model.sparse_input:
         task.x = task.x.to_dense()  # SAGE and GIN gather neighbours' raw features: they need a dense X
     task = task.to(device)
+    graph = task.adjacency() if model.adjacency_input else task.edge_index
     model.to(device)
     optimizer = torch.optim.Adam(param_groups(model, cfg.optim.weight_decay, cfg.optim.decay), lr=cfg.optim.lr)
     state = {"epoch": 0, "best": None, "best_model": None, "epoch_s": []}
@@ -87,7 +88,7 @@ def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
             model.train()
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, t.amp):
-                out = forward(task.x, task.edge_index)
+                out = forward(task.x, graph)
             loss = F.cross_entropy(out[train_mask].float(), y[train_mask])
             loss.backward()
             optimizer.step()
@@ -98,7 +99,7 @@ def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
             if not math.isfinite(loss_value):
                 raise Diverged(epoch, loss_value)
 
-            scores = evaluate(forward, task, device, t.amp)
+            scores = evaluate(forward, task, graph, device, t.amp)
             for split, (split_loss, acc) in scores.items():
                 run.log(epoch, split, epoch=epoch, loss=round(split_loss, 5), acc=round(acc, 3))
             if _better(scores, state["best"], t.select):
@@ -117,15 +118,15 @@ def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
                 checkpoint()
                 raise RunInterrupted(epoch)
 
-    finish(run, cfg, model, task, state)
+    finish(run, cfg, model, task, graph, state)
 
 
 @torch.no_grad()
-def evaluate(forward, task: NodeTask, device: torch.device, amp: bool) -> dict[str, tuple[float, float]]:
+def evaluate(forward, task: NodeTask, graph, device: torch.device, amp: bool) -> dict[str, tuple[float, float]]:
     """(cross-entropy, accuracy in %) of every split with nodes, from one full-graph forward pass."""
     forward.eval()
     with autocast(device, amp):
-        out = forward(task.x, task.edge_index).float()
+        out = forward(task.x, graph).float()
     pred = out.argmax(dim=-1)
     scores = {}
     for split, mask in task.masks.items():
@@ -148,14 +149,14 @@ def _better(scores: dict, best: dict | None, select: str) -> bool:
     raise UserError(f"train.select={select}: use acc or acc_then_loss")
 
 
-def finish(run: Run, cfg: DictConfig, model: NodeNet, task: NodeTask, state: dict) -> None:
+def finish(run: Run, cfg: DictConfig, model: NodeNet, task: NodeTask, graph, state: dict) -> None:
     """Plots from the picked epoch's weights, and the summary's metrics."""
     best = state["best"]
     last = {r["split"]: r for r in run.history() if r["epoch"] == state["epoch"]}
     epoch_ms = 1000 * statistics.median(state["epoch_s"][min(10, len(state["epoch_s"]) - 1):])  # skip warm-up
     if cfg.train.plots:
         model.load_state_dict(state["best_model"])
-        plots.node_plots(run, cfg, model, task)
+        plots.node_plots(run, cfg, model, task, graph)
     metrics = {"test_acc": round(best["test_acc"], 2), "val_acc": round(best.get("val_acc", math.nan), 2),
                "train_acc": round(best["train_acc"], 2), "final_test_acc": round(last["test"]["acc"], 2),
                "best_epoch": best["epoch"], "epoch_ms": round(epoch_ms, 2)}
