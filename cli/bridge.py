@@ -119,9 +119,17 @@ def run_hydra(demo: Demo, argv: list[str]) -> None:
     """Hand over to Hydra's own entry, so multirun, launchers, sweepers and .hydra/ records all work."""
     import hydra
 
+    saved = os.environ.get("HYDRA_FULL_ERROR"), sys.argv
     os.environ["HYDRA_FULL_ERROR"] = "1"  # errors reach cli.main, which decides how much of them to show
     sys.argv = [f"trends {demo.command}", *argv]
-    hydra.main(config_path=str(CONF_DIR), config_name=demo.config, version_base="1.3")(_task(demo))()
+    try:
+        hydra.main(config_path=str(CONF_DIR), config_name=demo.config, version_base="1.3")(_task(demo))()
+    finally:  # in-process callers (tests, notebooks) get their environment back
+        if saved[0] is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved[0]
+        sys.argv = saved[1]
 
 
 def _task(demo: Demo):

@@ -137,3 +137,10 @@ def test_wheel_carries_the_configs(tmp_path):
                          env={"PYTHONPATH": str(target), "PATH": ""}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "n_embd: 32" in out.stdout
+
+
+def test_in_process_calls_do_not_leak_state(workdir, cli, monkeypatch):
+    code, _ = cli("lm", "--cfg")
+    assert code == 0
+    code, out = cli("lm", "model=bogus")  # a second call still gets the short message, not a traceback
+    assert code == 2 and "Available options" in out
