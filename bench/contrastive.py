@@ -4,6 +4,7 @@ same step fed by a torchvision-transforms DataLoader (the usual SimCLR pipeline)
     python bench/contrastive.py                    # small_cnn and resnet18, batched views vs DataLoader
     python bench/contrastive.py --steps 5 --no-loader
     python bench/contrastive.py --device cuda      # on a GPU: both encoders at batch 512, bf16
+    python bench/contrastive.py --threads 1        # per-core numbers on a shared machine
 
 An "image" is one source image per step (two views each), the unit lightly's benchmarks report.
 Random uint8 images stand in for CIFAR-10 (speed does not depend on the pixels).
@@ -116,13 +117,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the comparison")
     parser.add_argument("--no-loader", action="store_true", help="skip the DataLoader comparison")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     cpu = device.type == "cpu"
     print(f"device: {describe(device)}")
-    print(f"batched augmentation alone (batch 512): {augment_only(512, device):,.0f} images/s (two views each)\n")
+    default_batch = config([]).train.batch_size
+    print(f"batched augmentation alone (batch {default_batch}): {augment_only(default_batch, device):,.0f} "
+          "images/s (two views each)\n")
     print(f"{'encoder':10s} {'views from':32s} {'batch':>5s} {'params':>8s} {'images/s':>9s}")
-    for encoder, batch in (("small_cnn", 512), ("resnet18", 64 if cpu else 512)):
+    for encoder, batch in (("small_cnn", default_batch), ("resnet18", 64 if cpu else 512)):
         sources = [("batched on " + device.type, None)]
         if not args.no_loader:
             sources.append((f"DataLoader, {args.workers} workers", args.workers))

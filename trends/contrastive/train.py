@@ -37,6 +37,8 @@ log = logging.getLogger("trends.contrastive")
 def run(cfg: DictConfig, run: Run) -> None:
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic)
+    if device.type == "cuda" and not cfg.deterministic:
+        torch.backends.cudnn.benchmark = True  # fixed shapes every step: let cuDNN pick its fastest kernels once
     t = cfg.train
     epochs = _whole_epochs(t.epochs)
     data = load_data(cfg.data).to(device)
@@ -55,7 +57,7 @@ def run(cfg: DictConfig, run: Run) -> None:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
     views_rng = torch.Generator(device=device).manual_seed(cfg.seed)  # augmentation draws, saved for resume
     amp = partial(autocast, device, t.amp)
-    state = {"step": 0, "random_init_knn": None, "train_time": 0.0, "eval_time": 0.0}
+    state = {"step": 0, "random_init_knn": None, "train_time": 0.0, "eval_time": 0.0, "recent": []}
 
     if cfg.resume:
         ckpt = load_checkpoint(run.checkpoint_path)
@@ -100,7 +102,7 @@ def run(cfg: DictConfig, run: Run) -> None:
         run.log(0, "knn", epoch=0, knn_acc=state["random_init_knn"])
         log.info("random-init encoder: kNN accuracy %.4f", state["random_init_knn"])
 
-    recent: list[float] = []
+    recent = state["recent"]  # losses since the last record (in the checkpoint: a resumed run logs the same means)
     with Progress(total_steps, "contrastive", completed=state["step"], unit="img") as progress:
         while state["step"] < total_steps:
             epoch = state["step"] // steps_per_epoch
@@ -224,7 +226,7 @@ def finish(run: Run, cfg: DictConfig, model: SimCLR, data: SimCLRData, prepare: 
     plots.scatter_2d(run.plots_dir / "embedding.png", project_2d(test_features[shown.to(device)]).cpu().numpy(),
                      data.test.labels[shown.to(device)].cpu().numpy(), class_names=data.test.classes,
                      title="test embeddings (PCA of the encoder's features)")
-    originals = data.test.images[:8]
+    originals = data.test.images[::max(1, len(data.test) // 8)][:8]  # strided: folders list class by class
     first, second = two_views(originals, aug, torch.Generator(device=device).manual_seed(cfg.seed))
     view_plots.view_pairs(run.plots_dir / "views.png", originals, first, second)
     log.info("kNN accuracy %.4f vs %.4f for the random-init encoder (+%.1f points); %.0f images/s",
