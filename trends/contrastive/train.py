@@ -212,9 +212,8 @@ def finish(run: Run, cfg: DictConfig, model: SimCLR, data: SimCLRData, prepare: 
         references[f"supervised ({metrics['supervised_acc']:.3f})"] = metrics["supervised_acc"]
     train = run.history("train")
     metrics.update(final_loss=round(train[-1]["loss"], 4) if train else None,
-                   images_per_s=round(state["step"] * cfg.train.batch_size / max(state["train_time"], 1e-9), 1),
-                   train_minutes=round(state["train_time"] / 60, 2), eval_minutes=round(state["eval_time"] / 60, 2))
-    run.update(metrics=metrics)
+                   images_per_s=round(state["step"] * cfg.train.batch_size / max(state["train_time"], 1e-9), 1))
+    run.update(metrics=metrics, train_s=round(state["train_time"], 1), knn_eval_s=round(state["eval_time"], 1))
 
     plots.line_plot(run.plots_dir / "knn.png", {"SimCLR encoder": ([r["epoch"] for r in knn],
                                                                    [r["knn_acc"] for r in knn])},
