@@ -170,9 +170,9 @@ def _pyg_folder(cfg: DictConfig, files: list[str]) -> Path:
     if _writable(source):
         return source
     mirror = cache_dir() / "data" / cfg.pyg_name
-    present = [f for f in files if (source / "raw" / f).is_file()]
     if not _complete(source, files):
         return mirror  # nothing to mirror: download into the cache
+    present = [f for f in files if (source / "raw" / f).is_file()]
     (mirror / "raw").mkdir(parents=True, exist_ok=True)
     changed = False
     for name in present:
@@ -207,24 +207,39 @@ def _open(cfg: DictConfig, folder: Path, files: list[str], make):
     if _complete(folder, files):
         return make(folder.parent)  # nothing to download: any error here is a real one
     try:
-        with _socket_timeout(cfg.download_timeout):
+        with _download_timeout(cfg.download_timeout):
             return make(folder.parent)
-    except (OSError, ImportError) as err:  # URLError, aiohttp's connection errors and timeouts are all OSErrors
+    except (OSError, ImportError) as err:  # URLError, aiohttp's connection errors, timeouts: all OSErrors
         where = data_root(cfg.root) / cfg.pyg_name / "raw"
         files = (f"ind.{cfg.pyg_name.lower()}.{{{','.join(PLANETOID_FILES)}}}" if cfg.kind == "planetoid"
                  else f"{cfg.pyg_name}_{{A,graph_indicator,graph_labels,node_labels}}.txt")
-        raise UserError(f"could not load {cfg.pyg_name}: the download failed ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else 'no network?'}). Offline? Put the files "
+        detail = f": {str(err).splitlines()[0]}" if str(err).strip() else ""
+        raise UserError(f"could not load {cfg.pyg_name}: the download failed ({type(err).__name__}{detail}). "
+                        f"Offline? Put the files "
                         f"{files} in {where}/ (or set data.root or TRENDS_DATA to a folder that has "
                         f"{cfg.pyg_name}/raw/)") from None
 
 
 @contextmanager
-def _socket_timeout(seconds: float):
-    """A download that hangs (no route, no DNS answer) fails after `seconds` instead of never."""
+def _download_timeout(seconds: float):
+    """A download that stalls (no route, a server that never answers) fails after `seconds` instead of minutes:
+    torch_geometric fetches through fsspec's aiohttp client (timeouts from fsspec's config), or through urllib
+    (the socket default)."""
+    import aiohttp
+    import fsspec.config
+
+    saved = {p: fsspec.config.conf.get(p) for p in ("http", "https")}
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+    for protocol in saved:
+        fsspec.config.conf[protocol] = {**(saved[protocol] or {}), "client_kwargs": {"timeout": timeout}}
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
         yield
     finally:
         socket.setdefaulttimeout(previous)
+        for protocol, conf in saved.items():
+            if conf is None:
+                fsspec.config.conf.pop(protocol, None)
+            else:
+                fsspec.config.conf[protocol] = conf

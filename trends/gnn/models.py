@@ -17,7 +17,7 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 # before any linear map, so they need a dense X.
 SPARSE_INPUT = {"mlp", "gcn", "gat"}
 # SAGE's mean over neighbours' raw features (3703 wide on CiteSeer) as one message per edge is a (E, F) tensor;
-# given the sparse adjacency instead, torch_geometric aggregates by sparse matmul (3x faster, same numbers).
+# given the sparse adjacency instead, torch_geometric aggregates by sparse matmul (2-3x faster, same numbers).
 ADJACENCY_INPUT = {"sage"}
 POOLS = {"add": global_add_pool, "mean": global_mean_pool, "max": global_max_pool}
 
