@@ -1,1 +1,1 @@
-"""`trends contrastive`: SimCLR (data.py → augment.py → models.py → loss.py → train.py; evaluate.py for the kNN monitor, linear probe and references)."""
+"""`trends contrastive`: SimCLR (data.py → augment.py → models.py → loss.py → train.py; evaluate.py measures)."""
