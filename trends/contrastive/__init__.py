@@ -1,1 +1,1 @@
-"""`trends contrastive`: SimCLR (data.py → augment.py → models.py → loss.py → train.py; evaluate.py measures)."""
+"""`trends contrastive`: SimCLR (data → augment → models → loss → train; evaluate.py measures what it learned)."""
