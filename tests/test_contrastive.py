@@ -7,13 +7,15 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import run_dirs, shared, trends
+from conftest import REPO, run_dirs, shared, trends
 from trends.contrastive import augment
 from trends.contrastive.evaluate import linear_probe
 from trends.contrastive.loss import nt_xent
 from trends.contrastive.models import SmallCNN, resnet18_cifar
+from trends.contrastive.optim import LARS, build_optimizer
 from trends.vision.data import synthetic
 from trends.vision.knn import knn_accuracy, knn_predict
 
@@ -107,6 +109,25 @@ def test_encoders_give_feature_vectors():
     net = resnet18_cifar()
     assert net.conv1.stride == (1, 1) and isinstance(net.maxpool, torch.nn.Identity)  # the CIFAR stem
     assert net(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+
+
+def test_lars_moves_each_weight_by_a_fixed_fraction_of_its_norm():
+    weight, bias = torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(4))
+    weight.grad, bias.grad = 100 * torch.randn(4, 3), torch.randn(4)
+    before_w, before_b = weight.detach().clone(), bias.detach().clone()
+    LARS([{"params": [weight], "weight_decay": 0.0, "lars": True},
+          {"params": [bias], "weight_decay": 0.0, "lars": False}], lr=0.5, trust_coefficient=0.01).step()
+    step = (weight.detach() - before_w).norm() / before_w.norm()
+    assert step.item() == pytest.approx(0.5 * 0.01, rel=1e-4)  # whatever the gradient's scale
+    torch.testing.assert_close(bias.detach(), before_b - 0.5 * bias.grad)  # plain SGD for biases
+
+
+@pytest.mark.parametrize("name", ["sgd", "lars", "adamw"])
+def test_every_optimizer_config_builds(name):
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("contrastive", overrides=[f"optim={name}"])
+    optimizer = build_optimizer(cfg.optim, SmallCNN(8, [16], 2))
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [cfg.optim.weight_decay, 0.0]
 
 
 # -- evaluation ----------------------------------------------------------------------------------------------------
