@@ -10,7 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("TRENDS_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+# The machine's read-only dataset copies: $TRENDS_SHARED_DATA, else ../shared/data beside the checkout, else the
+# workplace's fixed location (CI clones elsewhere).
+_CANDIDATES = [os.environ.get("TRENDS_SHARED_DATA"), REPO.parent / "shared" / "data", "/work/shared/data"]
+SHARED_DATA = next((Path(c).resolve() for c in _CANDIDATES if c and Path(c).is_dir()), REPO.parent / "shared" / "data")
 TRENDS = [sys.executable, "-m", "cli"]
 
 
