@@ -97,7 +97,7 @@ class GraphNet(nn.Module):
         self.pool = POOLS[cfg.pool]
         self.all_layers = cfg.readout == "all"
         pooled = in_dim + cfg.layers * width if self.all_layers else width
-        self.head = MLP([pooled, width, num_classes], norm=None, dropout=cfg.dropout)
+        self.head = MLP([pooled, width, num_classes], norm=cfg.head_norm, dropout=cfg.dropout)
 
     def embed(self, x: Tensor, edge_index: Tensor, batch: Tensor) -> Tensor:
         """One vector per graph (G, pooled width): the readout the head classifies."""
