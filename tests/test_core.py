@@ -42,6 +42,10 @@ def test_read_only_root_redirects_writes_to_the_cache(tmp_path, monkeypatch):
     blocked = tmp_path / "file"
     blocked.write_text("")
     assert writable_copy_of(blocked, "Cora") == tmp_path / "cache" / "trends" / "data" / "Cora"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o555)  # like ../shared/data: read-only, even for root
+    assert writable_copy_of(shared, "Cora") == tmp_path / "cache" / "trends" / "data" / "Cora"
 
 
 def test_checkpoint_round_trip_restores_every_rng(tmp_path):

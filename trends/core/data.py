@@ -33,6 +33,8 @@ def is_writable(path: Path) -> bool:
         if path.parent == path:
             return False
         path = path.parent
+    if os.geteuid() == 0 and not path.stat().st_mode & 0o222:
+        return False  # root passes os.access everywhere; a folder marked read-only is meant to stay untouched
     return os.access(path, os.W_OK | os.X_OK)
 
 
