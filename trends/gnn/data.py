@@ -5,10 +5,8 @@ into the cache, since processing writes `<name>/processed/`) and turns a failed 
 """
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import stat
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from trends.core.data import cache_dir, data_root
+from trends.core.data import cache_dir, data_root, is_writable
 from trends.core.errors import UserError
 
 # torch_geometric's raw file names (the first two of TU's are the ones it checks; the others are read if present).
@@ -167,7 +165,7 @@ def _pyg_folder(cfg: DictConfig, files: list[str]) -> Path:
     """The folder `<x>/<Name>` to give torch_geometric: `<root>/<Name>` itself if we may write there, else a
     mirror under the cache whose raw/ links to the root's files (processing writes `<Name>/processed/`)."""
     source = data_root(cfg.root) / cfg.pyg_name
-    if _writable(source):
+    if is_writable(source):
         return source
     mirror = cache_dir() / "data" / cfg.pyg_name
     if not _complete(source, files):
@@ -186,14 +184,6 @@ def _pyg_folder(cfg: DictConfig, files: list[str]) -> Path:
     if changed:  # processed from other raw files: process again
         shutil.rmtree(mirror / "processed", ignore_errors=True)
     return mirror
-
-
-def _writable(path: Path) -> bool:
-    """Whether we may write in `path` (or its nearest existing parent). The permission bits count even for root,
-    who could write anyway: a folder marked read-only (like a shared data copy) is left alone."""
-    while not path.exists():
-        path = path.parent
-    return os.access(path, os.W_OK) and bool(path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def _complete(folder: Path, files: list[str]) -> bool:
