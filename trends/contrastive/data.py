@@ -12,9 +12,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from trends.core.data import cache_dir, data_root, is_writable
-from trends.core.errors import UserError
-from trends.vision.data import ImageSet, load_image_sets
+from trends.core.data import data_root
+from trends.vision.data import ImageSet, load_image_sets, torchvision_dataset
 
 
 @dataclass
@@ -52,15 +51,9 @@ def _sample(images: ImageSet, n: int) -> ImageSet:
 def _stl10(root: Path, unlabeled: bool) -> SimCLRData:
     from torchvision.datasets import STL10
 
-    folder = root if (root / "stl10_binary").is_dir() or is_writable(root) else cache_dir() / "data"
-
     def split(name: str) -> ImageSet:
-        try:
-            ds = STL10(str(folder), split=name, download=not (folder / "stl10_binary").is_dir())
-        except (OSError, RuntimeError) as err:
-            raise UserError(f"STL-10 is not in {folder} and could not be downloaded ({err}).\n"
-                            f"Put stl10_binary.tar.gz (or its extracted stl10_binary/) in {folder}, "
-                            "or use data=cifar10 / data=imagefolder data.path=DIR") from None
+        ds = torchvision_dataset(STL10, root, "stl10_binary", "stl10_binary.tar.gz",
+                                 "data=cifar10 / data=imagefolder data.path=DIR", split=name)
         return ImageSet(torch.from_numpy(ds.data), torch.from_numpy(ds.labels).long(), list(ds.classes))
 
     bank, test = split("train"), split("test")

@@ -55,16 +55,22 @@ def load_image_sets(cfg: DictConfig) -> tuple[ImageSet, ImageSet]:
     raise UserError(f"data.name={cfg.name} is not known; use cifar10, imagefolder or synthetic")
 
 
+def torchvision_dataset(cls, root: Path, extracted: str, archive: str, alternative: str, **kwargs):
+    """`cls(folder, **kwargs)` for a torchvision dataset: read from the root if it has `extracted/`, download into it
+    if writable, else into the cache; offline, one error naming the archive to put where."""
+    folder = root if (root / extracted).is_dir() or is_writable(root) else cache_dir() / "data"
+    try:
+        return cls(str(folder), download=not (folder / extracted).is_dir(), **kwargs)
+    except (OSError, RuntimeError) as err:
+        raise UserError(f"{cls.__name__} data is not in {folder} and could not be downloaded ({err}).\n"
+                        f"Put {archive} (or its extracted {extracted}/) in {folder}, or use {alternative}") from None
+
+
 def _cifar10(root: Path, train: bool = True) -> ImageSet:
     from torchvision.datasets import CIFAR10
 
-    folder = root if (root / "cifar-10-batches-py").is_dir() or is_writable(root) else cache_dir() / "data"
-    try:
-        ds = CIFAR10(str(folder), train=train, download=not (folder / "cifar-10-batches-py").is_dir())
-    except (OSError, RuntimeError) as err:
-        raise UserError(f"CIFAR-10 is not in {folder} and could not be downloaded ({err}).\n"
-                        f"Put cifar-10-python.tar.gz (or its extracted cifar-10-batches-py/) in {folder}, "
-                        "or use data=imagefolder data.path=DIR") from None
+    ds = torchvision_dataset(CIFAR10, root, "cifar-10-batches-py", "cifar-10-python.tar.gz",
+                             "data=imagefolder data.path=DIR", train=train)
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     return ImageSet(images, torch.tensor(ds.targets, dtype=torch.long), list(ds.classes))
 
