@@ -95,17 +95,17 @@ def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke:
     args.append(f"hydra.job.name={demo.config}")
     if print_cfg:
         return ["--cfg", "job", *args], None
-    if resume is not None:
-        return [*args, "resume=true", f"hydra.run.dir={resume}"], resume
-    if multirun:
+    if multirun and resume is None:
         if torchrun_rank() is not None:
             raise UserError("a sweep under torchrun is not supported: run the sweep with a launcher instead")
         sweep_dir = new_run_dir(demo.command, multirun=True)
         return ["--multirun", *args, f"hydra.sweep.dir={sweep_dir}"], sweep_dir
-    run_dir = new_run_dir(demo.command)
-    if torchrun_rank():  # ranks > 0 share rank 0's folder: they leave Hydra's record to it and log apart
-        args += ["hydra.output_subdir=null",
+    run_dir = resume if resume is not None else new_run_dir(demo.command)
+    if torchrun_rank():  # ranks > 0 share rank 0's folder: they leave Hydra's record and the terminal to rank 0
+        args += ["hydra.output_subdir=null", "hydra.job_logging.root.handlers=[file]",
                  f"hydra.job_logging.handlers.file.filename={run_dir}/{demo.config}.rank{torchrun_rank()}.log"]
+    if resume is not None:
+        args.append("resume=true")
     return [*args, f"hydra.run.dir={run_dir}"], run_dir
 
 

@@ -2,34 +2,183 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
+import torch
 
 from conftest import run_dirs, trends
 
-SMOKE = ["--smoke", "train.steps=40", "train.eval_every=20"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "cli"]
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _torchrun(*args: str, cwd, nproc: int = 2) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                           "-m", "cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+def _torchrun(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([*TORCHRUN, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=ONE_THREAD)
 
 
-def test_two_process_lm_matches_one_process_with_the_same_global_batch(workdir):
-    ddp = _torchrun("lm", *SMOKE, "train.batch_size=4", cwd=workdir)
+def _summary(run) -> dict:
+    return json.loads((run / "summary.json").read_text())
+
+
+# -- the collectives, in two real gloo processes -------------------------------------------------------------------
+def _linear_batchnorm() -> torch.nn.Module:
+    layers = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5))
+    torch.nn.init.uniform_(layers[1].weight)  # not all ones: the affine part is tested too
+    return layers
+
+
+def _gradients_worker(rank: int, init_file: str, out_file: str) -> None:
+    import torch.distributed as dist
+
+    from trends.contrastive.loss import nt_xent
+    from trends.core.distributed import Dist, data_parallel, gather_rows, gather_with_gradient
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    d = Dist(rank, 2)
+    torch.manual_seed(0)
+    encoder = torch.nn.Linear(6, 4)
+    first, second = torch.randn(8, 6), torch.randn(8, 6)
+    mine = slice(rank * 4, rank * 4 + 4)
+    parallel = data_parallel(encoder, d)
+    loss = nt_xent(gather_with_gradient(parallel(first[mine])), gather_with_gradient(parallel(second[mine])), 0.5)
+    loss.backward()
+    normed = _linear_batchnorm()
+    x = torch.randn(8, 6)
+    parallel_normed = data_parallel(normed, d)  # (kept: DDP's gradient hooks live as long as it does)
+    (parallel_normed(x[mine]) ** 3).sum().backward()  # each rank's own loss: DDP averages the two
+    rows = gather_rows(torch.arange(10.0)[d.share(10)][:, None])  # ranks hold 5 rows each…
+    uneven = gather_rows(torch.arange(3.0)[d.share(3)][:, None])  # …and 2 and 1
+    if rank == 0:
+        torch.save({"loss": loss.detach(), "grad": encoder.weight.grad, "rows": rows, "uneven": uneven,
+                    "normed_grads": [p.grad for p in normed.parameters()], "running_var": normed[1].running_var},
+                   out_file)
+    dist.destroy_process_group()
+
+
+def test_gathered_embeddings_give_one_process_gradients_and_rows_come_back_in_order(tmp_path):
+    torch.multiprocessing.spawn(_gradients_worker, args=(str(tmp_path / "init"), str(tmp_path / "out.pt")), nprocs=2)
+    two = torch.load(tmp_path / "out.pt", weights_only=True)
+
+    from trends.contrastive.loss import nt_xent
+
+    torch.manual_seed(0)
+    encoder = torch.nn.Linear(6, 4)
+    first, second = torch.randn(8, 6), torch.randn(8, 6)
+    loss = nt_xent(encoder(first), encoder(second), 0.5)  # one process, the whole batch
+    loss.backward()
+    assert torch.allclose(two["loss"], loss.detach())
+    assert torch.allclose(two["grad"], encoder.weight.grad, atol=1e-6)  # not world × or ÷ world of it
+    assert two["rows"].flatten().tolist() == list(range(10))
+    normed = _linear_batchnorm()
+    ((normed(torch.randn(8, 6)) ** 3).sum() / 2).backward()  # statistics of the global batch, mean of 2 losses
+    for got, expected in zip(two["normed_grads"], normed.parameters()):
+        assert torch.allclose(got, expected.grad, atol=1e-5)  # also through the mean and variance
+    assert torch.allclose(two["running_var"], normed[1].running_var, atol=1e-6)
+    assert two["uneven"].flatten().tolist() == [0.0, 1.0, 2.0]
+
+
+# -- whole runs ----------------------------------------------------------------------------------------------------
+# (overrides, per-rank batch under torchrun, the same global batch in one process, metric compared, tolerance):
+# the runs differ only in each rank's own random draws (windows, crops), so the metrics agree statistically.
+MATCHES = {
+    "lm": (["--smoke", "train.steps=40", "train.eval_every=20"], "train.batch_size=4", "train.batch_size=8",
+           "final_val_loss", 0.1),
+    "vit-vs-cnn": (["--smoke", "models=[resnet]", "data.fractions=[1.0]", "train.steps=40"],
+                   "train.batch_size=32", "train.batch_size=32", "test_loss", 0.15),
+}
+
+
+@pytest.mark.parametrize("command", MATCHES)
+def test_two_processes_match_one_with_the_same_global_batch(workdir, command):
+    overrides, two_processes, one_process, metric, tolerance = MATCHES[command]
+    ddp = _torchrun(command, *overrides, two_processes, cwd=workdir)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
-    (run,) = run_dirs(workdir, "lm")  # one folder for both ranks
-    assert run.name.startswith("torchrun_")
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["world_size"] == 2
-    assert summary["tokens_per_step"] == 2 * 4 * 32  # global batch: both ranks' windows
-
-    single = trends("lm", *SMOKE, "train.batch_size=8", cwd=workdir, env={"TRENDS_OUTPUTS": "single"})
+    run = _one_torchrun_folder(workdir, command)
+    single = trends(command, *overrides, one_process, cwd=workdir, env={"TRENDS_OUTPUTS": "single"})
     assert single.returncode == 0, single.stderr
-    (reference,) = (workdir / "single" / "lm").iterdir()
-    expected = json.loads((reference / "summary.json").read_text())
-    assert abs(summary["metrics"]["final_val_loss"] - expected["metrics"]["final_val_loss"]) < 0.1
+    (reference,) = (workdir / "single" / command).iterdir()
+    assert abs(_metric(_summary(run), metric) - _metric(_summary(reference), metric)) < tolerance
+    if command == "lm":
+        assert _summary(run)["tokens_per_step"] == 2 * 4 * 32  # global batch: both ranks' windows
+
+
+# Views without randomness (full-image crops, no flips, no colour changes): two processes then compute the very
+# same NT-Xent over the global batch as one, step for step, until float rounding (sums in another order) grows.
+SAME_VIEWS = ["aug.scale=[1,1]", "aug.ratio=[1,1]", "aug.flip=0", "aug.jitter_p=0", "aug.grayscale_p=0"]
+
+
+def test_two_process_simclr_takes_the_steps_of_one_process(workdir):
+    overrides = ["--smoke", "train.epochs=1", "train.log_every=1", "eval.probe.epochs=0", "eval.supervised.epochs=0",
+                 *SAME_VIEWS]
+    ddp = _torchrun("contrastive", *overrides, cwd=workdir)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    run = _one_torchrun_folder(workdir, "contrastive")
+    single = trends("contrastive", *overrides, cwd=workdir, env={"TRENDS_OUTPUTS": "single"})
+    assert single.returncode == 0, single.stderr
+    (reference,) = (workdir / "single" / "contrastive").iterdir()
+    two, one = _train_losses(run), _train_losses(reference)
+    assert len(two) == len(one) == 8
+    assert two[:4] == pytest.approx(one[:4], abs=2e-3)  # wrong negatives or BatchNorm per rank: off at step 1
+    summary = _summary(run)
+    assert summary["batch_size"] == 64 and summary["metrics"]["knn_acc"] > summary["metrics"]["random_init_knn_acc"]
+
+
+def test_ctrl_c_stops_every_rank_and_resume_continues_exactly(workdir):
+    overrides = ["contrastive", "--smoke", "train.epochs=12", "eval.probe.epochs=0", "eval.supervised.epochs=0"]
+    straight = subprocess.run([*TORCHRUN, *overrides], cwd=workdir, capture_output=True, text=True, timeout=300,
+                              env={**ONE_THREAD, "TRENDS_OUTPUTS": "straight"})
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    (reference,) = (workdir / "straight" / "contrastive").iterdir()
+
+    # Ctrl-C in a terminal reaches torchrun and both workers (one process group); torchrun then signals them again.
+    proc = subprocess.Popen([*TORCHRUN, *overrides], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ONE_THREAD, start_new_session=True)
+    deadline = time.time() + 120
+    while not list(workdir.glob("outputs/contrastive/*/checkpoints/last.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    (run,) = (workdir / "outputs" / "contrastive").iterdir()
+    assert _summary(run)["status"] == "interrupted" and "--resume" in err
+    saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert len(saved["views_rng"]) == 2 and 8 <= saved["state"]["step"] < 96  # both ranks' streams, mid-run
+
+    resumed = subprocess.run([*TORCHRUN, "contrastive", "--resume", str(run)], cwd=workdir, capture_output=True,
+                             text=True, timeout=300, env=ONE_THREAD)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    final, expected = _summary(run), _summary(reference)
+    assert final["status"] == "completed" and final["resumed"] == 1 and final["world_size"] == 2
+    assert final["metrics"]["knn_acc"] == expected["metrics"]["knn_acc"]
+    assert _train_losses(run) == _train_losses(reference)  # every logged loss, across the interruption
+    single = trends("contrastive", "--resume", str(run), cwd=workdir)
+    assert single.returncode == 2 and "2 processes" in single.stderr  # it needs as many ranks as it had
+
+
+def _one_torchrun_folder(workdir, command: str):
+    (run,) = run_dirs(workdir, command)  # one folder for both ranks
+    assert run.name.startswith("torchrun_")
+    assert len(list(run.glob("*.log"))) == 2 and len(list(run.glob("*.rank1.log"))) == 1  # rank 1 logs apart
+    summary = _summary(run)
+    assert summary["status"] == "completed" and summary["world_size"] == 2
+    return run
+
+
+def _train_losses(run) -> list[float]:
+    records = map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+    return [r["loss"] for r in records if r["split"] == "train"]
+
+
+def _metric(summary: dict, name: str) -> float:
+    if name in summary.get("metrics", {}):
+        return summary["metrics"][name]
+    (cell,) = summary["cells"]  # vit-vs-cnn: one (model, fraction) cell
+    return cell[name]
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes(workdir):

@@ -3,6 +3,10 @@
 Reads top-down: setup → (resume) → the loop → the end of the run (linear probe, baselines, plots, summary).
 The whole dataset sits on the training device as uint8; each step draws a batch, makes two augmented views there
 (trends.contrastive.augment) and takes one NT-Xent step on both.
+
+Under torchrun `train.batch_size` stays the global batch: each rank embeds its share, the embeddings are gathered
+so that every view still has 2·(batch_size - 1) negatives, and gradients flow back to the rank that made them.
+The kNN monitor shards feature extraction over the ranks and gathers the features.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ from trends.contrastive.optim import build_optimizer, warmup_cosine
 from trends.core import plots
 from trends.core.checkpoint import load_checkpoint, save_checkpoint
 from trends.core.device import autocast, describe, resolve_device
+from trends.core.distributed import (any_rank, broadcast_buffers, data_parallel, gather_objects, gather_rows,
+                                     gather_with_gradient, init_distributed, shutdown)
 from trends.core.errors import Diverged, RunInterrupted, UserError
 from trends.core.progress import Progress
 from trends.core.run import Run
@@ -35,8 +41,8 @@ log = logging.getLogger("trends.contrastive")
 
 
 def run(cfg: DictConfig, run: Run) -> None:
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed, cfg.deterministic)
+    dist, device = init_distributed(resolve_device(cfg.device))
+    seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # the initial weights come from fresh_encoder
     if device.type == "cuda" and not cfg.deterministic:
         torch.backends.cudnn.benchmark = True  # fixed shapes every step: let cuDNN pick its fastest kernels once
     t = cfg.train
@@ -47,6 +53,8 @@ def run(cfg: DictConfig, run: Run) -> None:
     model = SimCLR(fresh_encoder(cfg, device), cfg.model.head_hidden, cfg.model.out_dim).to(device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    parallel = data_parallel(model, dist)  # `model` itself in one process
+    share = dist.per_rank_batch(t.batch_size)
     optimizer = build_optimizer(cfg.optim, model, fused=device.type == "cuda")
     steps_per_epoch = len(data.pretrain) // t.batch_size  # full batches only: NT-Xent's negatives scale with it
     if steps_per_epoch == 0:
@@ -55,7 +63,7 @@ def run(cfg: DictConfig, run: Run) -> None:
     total_steps = epochs * steps_per_epoch
     warmup = round(cfg.optim.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
-    views_rng = torch.Generator(device=device).manual_seed(cfg.seed)  # augmentation draws, saved for resume
+    views_rng = torch.Generator(device=device).manual_seed(cfg.seed + dist.rank)  # augmentations, saved for resume
     amp = partial(autocast, device, t.amp)
     state = {"step": 0, "random_init_knn": None, "train_time": 0.0, "eval_time": 0.0, "recent": []}
 
@@ -64,38 +72,49 @@ def run(cfg: DictConfig, run: Run) -> None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        views_rng.set_state(ckpt["views_rng"])
-        restore_rng(ckpt["rng"])
+        if len(ckpt["views_rng"]) != dist.world:
+            raise UserError(f"the run was trained on {len(ckpt['views_rng'])} processes; resume it on as many")
+        views_rng.set_state(ckpt["views_rng"][dist.rank])
+        restore_rng(ckpt["rng"][dist.rank])
         state = ckpt["state"]
         run.rewind(state["step"], ckpt["elapsed"])
         log.info("resumed at step %d of %d (epoch %d)", state["step"], total_steps, state["step"] // steps_per_epoch)
 
-    forward = torch.compile(model) if t.compile and device.type == "cuda" else model
+    forward = torch.compile(parallel) if t.compile and device.type == "cuda" else parallel
     num_classes = len(data.bank.classes)
 
     def knn_eval() -> tuple[float, torch.Tensor]:
         """kNN accuracy of the current encoder (bank: labelled train images, queries: test), and the test features."""
         tic = time.perf_counter()
-        bank = extract_features(model.encoder, data.bank.images, prepare.uint8, cfg.eval.batch_size, amp)
-        queries = extract_features(model.encoder, data.test.images, prepare.uint8, cfg.eval.batch_size, amp)
+        broadcast_buffers(model)  # every rank extracts with rank 0's BatchNorm statistics
+
+        def features(images: torch.Tensor) -> torch.Tensor:  # this rank's share, then all of them in order
+            mine = images[dist.share(len(images))]
+            return gather_rows(extract_features(model.encoder, mine, prepare.uint8, cfg.eval.batch_size, amp))
+
+        bank, queries = features(data.bank.images), features(data.test.images)
         acc = knn_accuracy(bank, data.bank.labels, queries, data.test.labels, num_classes, cfg.eval.knn_k,
                            cfg.eval.knn_temperature)
         state["eval_time"] += time.perf_counter() - tic
         return acc, queries
 
     def checkpoint() -> None:
-        save_checkpoint(run.checkpoint_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "views_rng": views_rng.get_state(), "rng": capture_rng(), "state": dict(state), "elapsed": run.elapsed,
-            "model_config": OmegaConf.to_container(cfg.model)})
+        rank_states = gather_objects((views_rng.get_state(), capture_rng()))  # every rank's own RNG streams
+        if run.is_main:
+            save_checkpoint(run.checkpoint_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "views_rng": [v for v, _ in rank_states],
+                "rng": [r for _, r in rank_states], "state": dict(state), "elapsed": run.elapsed,
+                "model_config": OmegaConf.to_container(cfg.model)})
 
     run.update(params=num_params(model.encoder), head_params=num_params(model.head), device=describe(device),
                total_steps=total_steps, steps_per_epoch=steps_per_epoch, batch_size=t.batch_size,
                pretrain_images=len(data.pretrain), bank_images=len(data.bank), test_images=len(data.test),
                view_size=aug.size, headline="knn_acc")
-    log.info("SimCLR: %s encoder (%.2fM params) on %s; %d pretraining images, %d epochs of %d steps × %d images",
-             cfg.model.encoder, num_params(model.encoder) / 1e6, describe(device), len(data.pretrain), epochs,
-             steps_per_epoch, t.batch_size)
+    log.info("SimCLR: %s encoder (%.2fM params) on %s%s; %d pretraining images, %d epochs of %d steps × %d images",
+             cfg.model.encoder, num_params(model.encoder) / 1e6, describe(device),
+             f" × {dist.world} processes" if dist.active else "", len(data.pretrain), epochs, steps_per_epoch,
+             t.batch_size)
 
     if state["random_init_knn"] is None:  # the untrained encoder: what self-supervision has to beat
         state["random_init_knn"], _ = knn_eval()
@@ -103,23 +122,25 @@ def run(cfg: DictConfig, run: Run) -> None:
         log.info("random-init encoder: kNN accuracy %.4f", state["random_init_knn"])
 
     recent = state["recent"]  # losses since the last record (in the checkpoint: a resumed run logs the same means)
+    final = None  # the last epoch's (kNN accuracy, test features)
     with Progress(total_steps, "contrastive", completed=state["step"], unit="img") as progress:
         while state["step"] < total_steps:
             epoch = state["step"] // steps_per_epoch
             order = epoch_order(len(data.pretrain), cfg.seed, epoch, device)
-            model.train()
+            parallel.train()
             for i in range(state["step"] % steps_per_epoch, steps_per_epoch):
                 tic = time.perf_counter()
-                batch = data.pretrain.images[order[i * t.batch_size:(i + 1) * t.batch_size]]
-                first, second = two_views(batch, aug, views_rng)
+                mine = order[i * t.batch_size:(i + 1) * t.batch_size][dist.rank * share:(dist.rank + 1) * share]
+                first, second = two_views(data.pretrain.images[mine], aug, views_rng)
                 with amp():
                     z = forward(prepare(torch.cat([first, second])))
-                loss = nt_xent(z[:len(batch)], z[len(batch):], cfg.loss.temperature)
+                z1, z2 = gather_with_gradient(z[:share]), gather_with_gradient(z[share:])  # the global batch
+                loss = nt_xent(z1, z2, cfg.loss.temperature)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                loss_value = loss.item()  # also a sync point, so the timing below is honest on GPUs
+                loss_value = loss.item()  # the same on every rank; a sync point, so the timing is honest on GPUs
                 state["step"] += 1
                 step = state["step"]
                 if not math.isfinite(loss_value):
@@ -132,19 +153,25 @@ def run(cfg: DictConfig, run: Run) -> None:
                     run.log(step, "train", epoch=round(step / steps_per_epoch, 4), loss=sum(recent) / len(recent),
                             lr=scheduler.get_last_lr()[0], images_per_s=round(images_per_s, 1))
                     recent.clear()
-                if run.stop_requested:
+                if step % steps_per_epoch and any_rank(run.stop_requested, device):  # (an epoch's end: below)
                     checkpoint()
                     raise RunInterrupted(step)
 
             done = epoch + 1
             if done % cfg.eval.knn_every == 0 or done == epochs:
-                acc, _ = knn_eval()
+                acc, test_features = knn_eval()
+                final = (acc, test_features) if done == epochs else None
                 run.log(state["step"], "knn", epoch=done, knn_acc=acc)
-                progress.note(f"epoch {done}/{epochs}: loss {run.history('train')[-1]['loss']:.3f}  "
+                progress.note(f"epoch {done}/{epochs}: loss {loss_value:.3f}  "
                               f"kNN {acc:.4f} (random init {state['random_init_knn']:.4f})")
             checkpoint()
+            if any_rank(run.stop_requested, device):
+                raise RunInterrupted(state["step"])
 
-    finish(run, cfg, model, data, prepare, aug, state, amp, knn_eval, device)
+    final_acc, test_features = final or knn_eval()  # (a run resumed after its last epoch)
+    if run.is_main:  # the references and plots
+        finish(run, cfg, model, data, prepare, aug, state, amp, final_acc, test_features, device)
+    shutdown()
 
 
 def fresh_encoder(cfg: DictConfig, device) -> nn.Module:
@@ -183,11 +210,11 @@ class Normalize:
 
 
 def finish(run: Run, cfg: DictConfig, model: SimCLR, data: SimCLRData, prepare: Normalize, aug: DictConfig,
-           state: dict, amp, knn_eval, device) -> None:
-    """Linear probe, random-init and supervised references, plots and the summary's metrics."""
+           state: dict, amp, acc: float, test_features: torch.Tensor, device) -> None:
+    """Linear probe, random-init and supervised references, plots and the summary's metrics (acc and
+    test_features: the final encoder's kNN accuracy and test features)."""
     e = cfg.eval
     knn = run.history("knn")
-    acc, test_features = knn_eval()  # the final encoder's features, for the embedding plot
     random_init = state["random_init_knn"]
     metrics = {"knn_acc": round(acc, 4), "random_init_knn_acc": round(random_init, 4),
                "knn_gain_points": round(100 * (acc - random_init), 2),

@@ -1,7 +1,8 @@
 """torchrun support: one process per device, gradients all-reduced, rank 0 alone writes to the run folder.
 
-Launched as `torchrun --standalone --nproc-per-node=N -m cli lm ...`: torchrun sets RANK, WORLD_SIZE and LOCAL_RANK;
-without them everything here is a no-op and a run is a single process.
+Launched as `torchrun --standalone --nproc-per-node=N -m cli <demo> ...`: torchrun sets RANK, WORLD_SIZE and
+LOCAL_RANK; without them everything here is a no-op and a run is a single process. A demo keeps its batch size
+global (what one optimiser step sees), gives each rank an equal share of every batch, and shards evaluation.
 """
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
+
+from .errors import UserError
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,20 @@ class Dist:
     @property
     def active(self) -> bool:
         return self.world > 1
+
+    def share(self, n: int) -> slice:
+        """This rank's contiguous share of n items; the shares in rank order are the n items in order (the first
+        n % world ranks take one more). Used for evaluation, where every item must be seen exactly once."""
+        size, extra = divmod(n, self.world)
+        start = self.rank * size + min(self.rank, extra)
+        return slice(start, start + size + (self.rank < extra))
+
+    def per_rank_batch(self, global_batch: int) -> int:
+        """Each rank's part of a global batch (the batch an optimiser step sees, whatever the number of ranks)."""
+        if global_batch % self.world:
+            raise UserError(f"train.batch_size={global_batch} is the global batch and must split evenly over "
+                            f"{self.world} processes; pick a multiple of {self.world}")
+        return global_batch // self.world
 
 
 def world_from_env() -> Dist:
@@ -45,8 +63,148 @@ def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
     return d, device
 
 
+def _on() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def data_parallel(model: nn.Module, d: Dist) -> nn.Module:
+    """`model` wrapped in DistributedDataParallel (gradients all-reduced, i.e. averaged, during backward), or itself
+    in a single process. BatchNorm takes its statistics over the global batch, as in SimCLR (where per-rank
+    statistics let the model tell other ranks' negatives apart and the loss drops without learning) and in
+    large-batch ResNet training: PyTorch's SyncBatchNorm on GPUs, GlobalBatchNorm on CPUs, where that has no
+    kernel. Call before building the optimiser: the parameters are kept."""
+    if not d.active:
+        return model
+    if next(model.parameters()).is_cuda:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    else:
+        model = GlobalBatchNorm.convert(model)
+    return nn.parallel.DistributedDataParallel(model)
+
+
+class _SumAcrossRanks(torch.autograd.Function):
+    """y = Σ_ranks x, with the matching backward: each rank's x reaches every rank's loss, so its gradient is the
+    sum of theirs (DDP's averaging of parameter gradients then yields the gradient of the mean loss)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm (1-d or 2-d) whose training statistics are sums over every rank's batch: what SyncBatchNorm does
+    on GPUs, in plain tensor operations that run on gloo. In eval mode, or in one process, it is BatchNorm."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() not in (2, 3, 4):
+            raise ValueError(f"expected 2-D, 3-D or 4-D input (got {x.dim()}-D)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and _on()):
+            return super().forward(x)
+        dims = [0, *range(2, x.dim())]  # all but the channels
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_full((1,), x.numel() / x.shape[1])])
+        total = _SumAcrossRanks.apply(local)
+        channels = x.shape[1]
+        count = total[-1]
+        mean = total[:channels] / count
+        var = (total[channels:2 * channels] / count - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                momentum = self.momentum if self.momentum is not None else 1 / self.num_batches_tracked.item()
+                self.running_mean.lerp_(mean.detach(), momentum)
+                self.running_var.lerp_(var.detach() * count / (count - 1), momentum)  # unbiased, as BatchNorm
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+    @classmethod
+    def convert(cls, module: nn.Module) -> nn.Module:
+        """`module` with every BatchNorm replaced by a GlobalBatchNorm sharing its parameters and buffers."""
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, cls):
+            converted = cls(module.num_features, module.eps, module.momentum, module.affine,
+                            module.track_running_stats)
+            if module.affine:
+                converted.weight, converted.bias = module.weight, module.bias
+            if module.track_running_stats:
+                converted.running_mean, converted.running_var = module.running_mean, module.running_var
+                converted.num_batches_tracked = module.num_batches_tracked
+            converted.train(module.training)
+            return converted
+        for name, child in module.named_children():
+            module.add_module(name, cls.convert(child))
+        return module
+
+
+def broadcast_buffers(module: nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank. DDP sends them at the start of each training
+    forward, after which each rank updates its copy with its own share of the batch: evaluation, which shards the
+    images over the ranks, must first agree on one model."""
+    if _on():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows of `x` (N_rank, ...) concatenated in rank order, on every rank; ranks may hold different
+    numbers of rows (padded for the collective, trimmed after). No gradient flows back."""
+    if not _on():
+        return x
+    x = x.detach().contiguous()
+    sizes = [torch.zeros((), dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor(len(x), device=x.device))
+    longest = int(max(sizes))
+    padded = torch.cat([x, x.new_zeros(longest - len(x), *x.shape[1:])])
+    parts = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:int(n)] for part, n in zip(parts, sizes)])
+
+
+class _GatherWithGradient(torch.autograd.Function):
+    """All ranks' (B, ...) rows as one (world·B, ...) tensor that gradients flow back through.
+
+    Every rank computes the same loss from the gathered rows, so a row's gradient is the sum of what each rank's
+    backward sends it: world × dLoss/drow. DDP's averaging of parameter gradients divides the world back out, and
+    the step equals one process's on the global batch."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.rank, ctx.rows = dist.get_rank(), len(x)
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
+def gather_with_gradient(x: torch.Tensor) -> torch.Tensor:
+    """For losses that compare every example with every other across the global batch (NT-Xent's negatives):
+    equal-sized (B, ...) rows from every rank → (world·B, ...) in rank order; gradients reach each rank's own rows."""
+    return _GatherWithGradient.apply(x) if _on() else x
+
+
+def sum_across_ranks(t: torch.Tensor) -> torch.Tensor:
+    """In place: the sum of `t` over ranks (counts and sums of a sharded evaluation)."""
+    if _on():
+        dist.all_reduce(t)
+    return t
+
+
 def mean_across_ranks(value: float, device: torch.device) -> float:
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _on():
         return value
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(t)
@@ -55,7 +213,7 @@ def mean_across_ranks(value: float, device: torch.device) -> float:
 
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank if it is true on one (Ctrl-C reaches the ranks at different steps)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _on():
         return flag
     t = torch.tensor([int(flag)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
@@ -64,7 +222,7 @@ def any_rank(flag: bool, device: torch.device) -> bool:
 
 def gather_objects(obj) -> list:
     """Every rank's `obj`, in rank order (for per-rank RNG states in a checkpoint)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _on():
         return [obj]
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
@@ -72,5 +230,5 @@ def gather_objects(obj) -> list:
 
 
 def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if _on():
         dist.destroy_process_group()

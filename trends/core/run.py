@@ -160,16 +160,23 @@ def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: P
 
 @contextmanager
 def _graceful_sigint(run: Run):
-    """First Ctrl-C asks the loop to save and stop at the next step boundary; a second one aborts at once."""
+    """First Ctrl-C asks the loop to save and stop at the next step boundary; a second one aborts at once.
+
+    Under torchrun a worker gets each Ctrl-C twice, from the terminal and again from torchrun as it shuts the
+    workers down; there the repeat is ignored, and torchrun itself kills workers that take over 30 s to stop."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    under_torchrun = "TORCHELASTIC_RUN_ID" in os.environ
 
     def handler(signum, frame):
         if run.stop_requested:
+            if under_torchrun:
+                return
             raise KeyboardInterrupt
         run.stop_requested = True
-        log.warning("Ctrl-C: saving a checkpoint at the end of this step (press again to abort now)")
+        log.warning("Ctrl-C: saving a checkpoint at the end of this step%s",
+                    "" if under_torchrun else " (press again to abort now)")
 
     previous = signal.signal(signal.SIGINT, handler)
     try:

@@ -5,6 +5,9 @@ The budget per (model, fraction) cell is fixed: `train.steps` optimisation steps
 (the same compute in every cell, so only the number of distinct images changes along the x-axis), or, when
 `train.epochs` is set, that many passes over the cell's own subset.
 
+Under torchrun `train.batch_size` stays the global batch: each rank trains on its share of every batch (DDP
+averages the gradients) and evaluates its share of the test set (the counts are summed).
+
 Reads top-down: setup → the grid of cells → one cell (loop, evaluation) → the end of the run.
 """
 from __future__ import annotations
@@ -20,6 +23,8 @@ from omegaconf import DictConfig, ListConfig
 
 from trends.core.checkpoint import load_checkpoint, save_checkpoint
 from trends.core.device import autocast, describe, measure_peak_flops, resolve_device
+from trends.core.distributed import (Dist, any_rank, broadcast_buffers, data_parallel, gather_objects,
+                                     init_distributed, mean_across_ranks, shutdown, sum_across_ranks)
 from trends.core.errors import Diverged, RunInterrupted, UserError
 from trends.core.progress import Progress
 from trends.core.run import Run
@@ -34,9 +39,10 @@ log = logging.getLogger("trends.vit_vs_cnn")
 
 
 def run(cfg: DictConfig, run: Run) -> None:
-    device = resolve_device(cfg.device)
+    dist, device = init_distributed(resolve_device(cfg.device))
     seed_everything(cfg.seed, cfg.deterministic)
     names, fractions = _check_grid(cfg)
+    dist.per_rank_batch(cfg.train.batch_size)  # check it before any work
     train_set, test_set = load_image_sets(cfg.data)
     subsets = nested_stratified_subsets(train_set.labels, fractions, seed=cfg.data.subset_seed)
     stats = [s.view(1, 3, 1, 1).to(device) for s in channel_stats(train_set.images)]
@@ -64,7 +70,8 @@ def run(cfg: DictConfig, run: Run) -> None:
                budget=_budget_text(cfg.train), headline=report.headline(names, fractions))
 
     def checkpoint(cell: dict | None) -> None:
-        save_checkpoint(run.checkpoint_path, {**state, "cell": cell, "elapsed": run.elapsed})
+        if run.is_main:
+            save_checkpoint(run.checkpoint_path, {**state, "cell": cell, "elapsed": run.elapsed})
 
     done_steps = sum(steps[c] for c in cells if report.key(*c) in state["results"])
     done_steps += state["cell"]["step"] if state["cell"] else 0
@@ -74,7 +81,7 @@ def run(cfg: DictConfig, run: Run) -> None:
             if key in state["results"]:
                 continue
             resume_from = state["cell"] if state["cell"] and state["cell"]["key"] == key else None
-            result = train_cell(cfg, run, device, name, fraction, train_set.subset(subsets[fraction].to(device)),
+            result = train_cell(cfg, run, dist, device, name, fraction, train_set.subset(subsets[fraction].to(device)),
                                 test_set, stats, steps[(name, fraction)], state, checkpoint, progress, resume_from)
             result["mfu"] = 3 * contenders[name]["flops_per_image"] * result["images_per_s"] / peak
             state["results"][key] = result
@@ -82,7 +89,9 @@ def run(cfg: DictConfig, run: Run) -> None:
             checkpoint(None)
             progress.note(f"{key}: test acc {result['acc']:.2%} ({result['images']} training images)")
 
-    report.finish(run, cfg, names, fractions, state["results"], contenders)
+    if run.is_main:
+        report.finish(run, cfg, names, fractions, state["results"], contenders)
+    shutdown()
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,16 +220,21 @@ def train_step(forward, optimizer, scheduler, images: torch.Tensor, labels: torc
     return loss.detach()
 
 
-def train_cell(cfg: DictConfig, run: Run, device: torch.device, name: str, fraction: float, data: ImageSet,
-               test: ImageSet, stats: list[torch.Tensor], total_steps: int, state: dict, checkpoint, progress: Progress,
-               resume_from: dict | None) -> dict:
+def train_cell(cfg: DictConfig, run: Run, dist: Dist, device: torch.device, name: str, fraction: float,
+               data: ImageSet, test: ImageSet, stats: list[torch.Tensor], total_steps: int, state: dict, checkpoint,
+               progress: Progress, resume_from: dict | None) -> dict:
     """Train a fresh `name` on `data` for `total_steps` steps, then test it on the full test set."""
     t = cfg.train
     key = report.key(name, fraction)
-    torch.manual_seed(_cell_seed(cfg.seed, name, fraction))  # init, augmentation and dropout of this cell
+    seed = _cell_seed(cfg.seed, name, fraction)
+    torch.manual_seed(seed)  # init, augmentation and dropout of this cell
     model = build_model(name, cfg.model[name], test.images.shape[-1], len(test.classes)).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    if dist.rank:
+        torch.manual_seed(seed + dist.rank)  # DDP copies rank 0's weights; the other ranks augment their own way
+    parallel = data_parallel(model, dist)
+    share = dist.per_rank_batch(t.batch_size)
     optimizer, scheduler = make_optimizer(cfg, name, model, total_steps, device)
     # The data order depends on the fraction only: at one fraction every model sees the same batches.
     batches = Batches(len(data), t.batch_size, _cell_seed(cfg.seed, "batches", fraction), device)
@@ -229,20 +243,22 @@ def train_cell(cfg: DictConfig, run: Run, device: torch.device, name: str, fract
         model.load_state_dict(resume_from["model"])
         optimizer.load_state_dict(resume_from["optimizer"])
         scheduler.load_state_dict(resume_from["scheduler"])
-        restore_rng(resume_from["rng"])
+        if len(resume_from["rng"]) != dist.world:
+            raise UserError(f"the run was trained on {len(resume_from['rng'])} processes; resume it on as many")
+        restore_rng(resume_from["rng"][dist.rank])
         step = resume_from["step"]
         log.info("%s: resumed at step %d of %d", key, step, total_steps)
-    forward = torch.compile(model) if t.compile and device.type == "cuda" else model
+    forward = torch.compile(parallel) if t.compile and device.type == "cuda" else parallel
 
     def cell_state() -> dict:
         return {"key": key, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": capture_rng()}
+                "scheduler": scheduler.state_dict(), "rng": gather_objects(capture_rng())}  # each rank's RNG
 
-    model.train()
+    forward.train()
     window_loss, window_steps, window_start = torch.zeros((), device=device), 0, time.perf_counter()
     timed_images, timed_seconds = 0, 0.0
     while step < total_steps:
-        index = batches.indices(step)
+        index = batches.indices(step)[dist.rank * share:(dist.rank + 1) * share]  # this rank's share
         window_loss += train_step(forward, optimizer, scheduler, data.images[index], data.labels[index], stats,
                                   cfg, device)
         step += 1
@@ -250,7 +266,7 @@ def train_cell(cfg: DictConfig, run: Run, device: torch.device, name: str, fract
         state["global_step"] += 1
         progress.advance()
         if step % t.log_every == 0 or step == total_steps:
-            loss = window_loss.item() / window_steps  # the sync point that makes the timing honest on GPUs
+            loss = mean_across_ranks(window_loss.item() / window_steps, device)  # a sync: honest timing on GPUs
             if not math.isfinite(loss):
                 raise Diverged(state["global_step"], loss)
             seconds = time.perf_counter() - window_start
@@ -262,16 +278,17 @@ def train_cell(cfg: DictConfig, run: Run, device: torch.device, name: str, fract
             window_loss.zero_()
             window_steps, window_start = 0, time.perf_counter()
         if t.eval_every and step % t.eval_every == 0 and step < total_steps:
-            acc, loss = evaluate(forward, test, stats, t.eval_batch_size, device, t.amp)
+            acc, loss = evaluate(model, dist, test, stats, t.eval_batch_size, device, t.amp)
             run.log(state["global_step"], "test", model=name, fraction=fraction, cell_step=step, acc=acc, loss=loss)
             window_start = time.perf_counter()  # evaluation is not training time
-        if run.stop_requested or (t.checkpoint_every and step % t.checkpoint_every == 0 and step < total_steps):
+        stop = any_rank(run.stop_requested, device)
+        if stop or (t.checkpoint_every and step % t.checkpoint_every == 0 and step < total_steps):
             checkpoint(cell_state())
-            if run.stop_requested:
+            if stop:
                 raise RunInterrupted(state["global_step"])
             window_start = time.perf_counter()  # nor is writing a checkpoint
 
-    acc, loss = evaluate(forward, test, stats, t.eval_batch_size, device, t.amp)
+    acc, loss = evaluate(model, dist, test, stats, t.eval_batch_size, device, t.amp)
     run.log(state["global_step"], "test", model=name, fraction=fraction, cell_step=step, acc=acc, loss=loss)
     return {"model": name, "fraction": fraction, "images": len(data), "steps": total_steps,
             "epochs": round(total_steps * t.batch_size / len(data), 2), "acc": acc, "test_loss": loss,
@@ -279,17 +296,22 @@ def train_cell(cfg: DictConfig, run: Run, device: torch.device, name: str, fract
 
 
 @torch.no_grad()
-def evaluate(forward, test: ImageSet, stats: list[torch.Tensor], batch_size: int, device: torch.device,
-             amp: bool) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) over the whole test set, unaugmented."""
-    was_training = forward.training
-    forward.eval()
-    correct, total_loss = torch.zeros((), device=device), torch.zeros((), device=device)
-    for start in range(0, len(test), batch_size):
-        images, labels = test.images[start:start + batch_size], test.labels[start:start + batch_size]
+def evaluate(model: torch.nn.Module, dist: Dist, test: ImageSet, stats: list[torch.Tensor], batch_size: int,
+             device: torch.device, amp: bool) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) over the whole test set, unaugmented; each rank takes its share of the
+    images with rank 0's BatchNorm statistics, and the counts are summed over the ranks."""
+    was_training = model.training
+    model.eval()
+    broadcast_buffers(model)
+    mine = dist.share(len(test))
+    images, labels = test.images[mine], test.labels[mine]
+    totals = torch.zeros(2, device=device)  # correct, summed loss
+    for start in range(0, len(images), batch_size):
         with autocast(device, amp):
-            logits = forward(to_input(images, stats, device)).float()
-        total_loss += F.cross_entropy(logits, labels, reduction="sum")
-        correct += (logits.argmax(dim=1) == labels).sum()
-    forward.train(was_training)
-    return correct.item() / len(test), total_loss.item() / len(test)
+            logits = model(to_input(images[start:start + batch_size], stats, device)).float()
+        batch_labels = labels[start:start + batch_size]
+        totals[0] += (logits.argmax(dim=1) == batch_labels).sum()
+        totals[1] += F.cross_entropy(logits, batch_labels, reduction="sum")
+    model.train(was_training)
+    correct, loss = sum_across_ranks(totals).tolist()
+    return correct / len(test), loss / len(test)
