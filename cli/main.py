@@ -69,14 +69,21 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
     from trends.core.errors import Diverged, RunInterrupted, UserError
 
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
+    rank = bridge.torchrun_rank()
+
+    def say(text: str) -> None:  # under torchrun every rank has the same story: rank 0 tells it
+        if not rank:
+            typer.echo(text, err=True)
+
     run_dir = None
     try:
         argv, run_dir = bridge.hydra_argv(demo, overrides, **options)
         bridge.run_hydra(demo, argv)
         return 0
     except (RunInterrupted, KeyboardInterrupt):
-        where = f"; continue with: trends {demo.command} --resume {run_dir}" if run_dir else ""
-        typer.echo(f"interrupted{where}", err=True)
+        again = f"trends {demo.command}" if rank is None else \
+            f"torchrun --standalone --nproc-per-node={os.environ['WORLD_SIZE']} -m cli {demo.command}"
+        say(f"interrupted; continue with: {again} --resume {run_dir}" if run_dir else "interrupted")
         return 130
     except Exception as err:
         if not options["resume"]:
@@ -84,13 +91,13 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
         if show_traceback:
             raise
         if isinstance(err, UserError):
-            typer.echo(f"error: {err}", err=True)
+            say(f"error: {err}")
             return 2
         if isinstance(err, (HydraException, OmegaConfBaseException)):
-            typer.echo(f"error: {_hydra_message(err)}", err=True)
+            say(f"error: {_hydra_message(err)}")
             return 2
         if isinstance(err, Diverged):
-            typer.echo(f"diverged: {err} (run folder: {run_dir})", err=True)
+            say(f"diverged: {err} (run folder: {run_dir})")
             return 1
         typer.echo(f"error: {type(err).__name__}: {err}\n(run folder: {run_dir}; add --debug for the traceback)",
                    err=True)

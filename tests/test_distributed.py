@@ -83,28 +83,29 @@ def test_gathered_embeddings_give_one_process_gradients_and_rows_come_back_in_or
 
 
 # -- whole runs ----------------------------------------------------------------------------------------------------
-# (overrides, per-rank batch under torchrun, the same global batch in one process, metric compared, tolerance):
-# the runs differ only in each rank's own random draws (windows, crops), so the metrics agree statistically.
+# (overrides, metric compared, tolerance). train.batch_size is the global batch, so the same overrides give one
+# process and two the same batches' worth of data; the runs differ in each rank's own random draws (windows, crops)
+# only, so the metrics agree statistically.
 MATCHES = {
-    "lm": (["--smoke", "train.steps=40", "train.eval_every=20"], "train.batch_size=4", "train.batch_size=8",
-           "final_val_loss", 0.1),
-    "vit-vs-cnn": (["--smoke", "models=[resnet]", "data.fractions=[1.0]", "train.steps=40"],
-                   "train.batch_size=32", "train.batch_size=32", "test_loss", 0.15),
+    "lm": (["--smoke", "train.steps=40", "train.eval_every=20", "train.batch_size=8"], "final_val_loss", 0.1),
+    "vit-vs-cnn": (["--smoke", "models=[resnet]", "data.fractions=[1.0]", "train.steps=40"], "test_loss", 0.15),
 }
 
 
 @pytest.mark.parametrize("command", MATCHES)
 def test_two_processes_match_one_with_the_same_global_batch(workdir, command):
-    overrides, two_processes, one_process, metric, tolerance = MATCHES[command]
-    ddp = _torchrun(command, *overrides, two_processes, cwd=workdir)
+    overrides, metric, tolerance = MATCHES[command]
+    ddp = _torchrun(command, *overrides, cwd=workdir)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     run = _one_torchrun_folder(workdir, command)
-    single = trends(command, *overrides, one_process, cwd=workdir, env={"TRENDS_OUTPUTS": "single"})
+    single = trends(command, *overrides, cwd=workdir, env={"TRENDS_OUTPUTS": "single"})
     assert single.returncode == 0, single.stderr
     (reference,) = (workdir / "single" / command).iterdir()
     assert abs(_metric(_summary(run), metric) - _metric(_summary(reference), metric)) < tolerance
     if command == "lm":
-        assert _summary(run)["tokens_per_step"] == 2 * 4 * 32  # global batch: both ranks' windows
+        assert _summary(run)["tokens_per_step"] == _summary(reference)["tokens_per_step"] == 8 * 32
+    odd = _torchrun(command, *overrides, "train.batch_size=7", cwd=workdir)
+    assert odd.returncode != 0 and "split evenly over 2 processes" in odd.stderr
 
 
 # Views without randomness (full-image crops, no flips, no colour changes): two processes then compute the very

@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from trends.core import plots
 from trends.core.checkpoint import load_checkpoint, save_checkpoint
 from trends.core.device import autocast, describe, measure_peak_flops, resolve_device
-from trends.core.distributed import any_rank, gather_objects, init_distributed, mean_across_ranks, shutdown
+from trends.core.distributed import (Dist, any_rank, gather_objects, init_distributed, mean_across_ranks, shutdown,
+                                     sum_across_ranks)
 from trends.core.errors import Diverged, RunInterrupted, UserError
 from trends.core.progress import Progress
 from trends.core.run import Run
@@ -34,7 +35,8 @@ def run(cfg: DictConfig, run: Run) -> None:
     model = GPT(GPTConfig(vocab_size=len(corpus.vocab), **OmegaConf.to_container(cfg.model))).to(device)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=tuple(cfg.optim.betas), fused=device.type == "cuda")
-    tokens_per_step = t.batch_size * cfg.model.block_size * t.grad_accum * dist.world  # global, all ranks
+    share = dist.per_rank_batch(t.batch_size)  # train.batch_size is global: each rank draws its share of windows
+    tokens_per_step = t.batch_size * cfg.model.block_size * t.grad_accum
     total_steps = _total_steps(t, len(corpus.train), tokens_per_step)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(cfg.optim, total_steps))
     batches = torch.Generator().manual_seed(cfg.seed + dist.rank)  # training windows, saved for resume
@@ -79,7 +81,7 @@ def run(cfg: DictConfig, run: Run) -> None:
             tic = time.perf_counter()
             model.train()
             for micro in range(t.grad_accum):
-                x, y = random_windows(corpus.train, t.batch_size, cfg.model.block_size, batches, device)
+                x, y = random_windows(corpus.train, share, cfg.model.block_size, batches, device)
                 last = micro == t.grad_accum - 1
                 with autocast(device, t.amp), (contextlib.nullcontext() if last or not dist.active else ddp.no_sync()):
                     _, loss = forward(x, y)
@@ -107,7 +109,7 @@ def run(cfg: DictConfig, run: Run) -> None:
                         mfu=round(flops_per_step / tokens_per_step * tokens_per_s / peak, 4))
                 recent.clear()
             if step % t.eval_every == 0 or step == total_steps:
-                losses = estimate_losses(model, corpus, t.eval_batches, t.batch_size, device, t.amp)
+                losses = estimate_losses(model, corpus, t.eval_batches, t.batch_size, device, t.amp, dist)
                 state["best_val_loss"] = min(state["best_val_loss"], losses["val"])
                 for split, value in losses.items():
                     run.log(step, split, epoch=round(epoch, 4), loss=value, bpc=value / math.log(2))
@@ -146,19 +148,22 @@ def _warmup_cosine(optim: DictConfig, total_steps: int):
 
 
 @torch.no_grad()
-def estimate_losses(model: GPT, corpus: Corpus, n_batches: int, batch_size: int, device, amp: bool) -> dict:
+def estimate_losses(model: GPT, corpus: Corpus, n_batches: int, batch_size: int, device, amp: bool,
+                    dist: Dist = Dist()) -> dict:
     """Mean loss over the same `n_batches` random windows of each split every time (its own RNG: the
-    training order is untouched, so a resumed run sees exactly the batches an uninterrupted one would)."""
+    training order is untouched, so a resumed run sees exactly the batches an uninterrupted one would).
+    Under torchrun every rank draws every batch's windows but evaluates only every world-th batch."""
     model.eval()
     out = {}
     for split, ids in (("train", corpus.train), ("val", corpus.val)):
         windows = torch.Generator().manual_seed(1234)
-        total = 0.0
-        for _ in range(n_batches):
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for batch in range(n_batches):
             x, y = random_windows(ids, batch_size, model.cfg.block_size, windows, device)
-            with autocast(device, amp):
-                total += model(x, y)[1].item()
-        out[split] = total / n_batches
+            if batch % dist.world == dist.rank:
+                with autocast(device, amp):
+                    total += model(x, y)[1].double()
+        out[split] = sum_across_ranks(total).item() / n_batches
     model.train()
     return out
 
