@@ -92,7 +92,7 @@ def main() -> None:
     wanted = args.only.split(",")
     cores = os.cpu_count() or 1
     env = {**os.environ, "TRENDS_DATA": str(args.data)}
-    console = Console()
+    console = Console(width=150)
     table = Table(title=f"1 process vs torchrun × {args.nproc} ({'GPUs' if args.gpu else f'{cores} CPU cores'})")
     for column in ("run", "unit", "1 process", f"{args.nproc} processes", "speed-up", "wall 1 → N (s)",
                    "headline 1 → N"):

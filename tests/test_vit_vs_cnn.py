@@ -179,6 +179,9 @@ def test_ctrl_c_mid_cell_then_resume_matches_an_uninterrupted_run(workdir, cli, 
     expected = json.loads((reference / "summary.json").read_text())
     assert final["status"] == "completed" and final["resumed"] == 1
     assert final["table"] == expected["table"]
+    losses = [[r["loss"] for r in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())
+               if r["split"] == "train"] for folder in (run, reference)]
+    assert losses[0] == losses[1]  # the record that was open at Ctrl-C is finished after the resume
     steps = [r["step"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
              if r["split"] == "train"]
     assert steps == sorted(set(steps))  # nothing logged twice across the interruption

@@ -69,10 +69,11 @@ def _on() -> bool:
 
 def data_parallel(model: nn.Module, d: Dist) -> nn.Module:
     """`model` wrapped in DistributedDataParallel (gradients all-reduced, i.e. averaged, during backward), or itself
-    in a single process. BatchNorm takes its statistics over the global batch, as in SimCLR (where per-rank
-    statistics let the model tell other ranks' negatives apart and the loss drops without learning) and in
-    large-batch ResNet training: PyTorch's SyncBatchNorm on GPUs, GlobalBatchNorm on CPUs, where that has no
-    kernel. Call before building the optimiser: the parameters are kept."""
+    in a single process. BatchNorm takes its statistics over the global batch, so a step is one process's step on
+    that batch; SimCLR needs it (Chen et al. 2020, "Global BN": per-device statistics leak which device a view was
+    on, and the model can lower the contrastive loss with that instead of learning). PyTorch's SyncBatchNorm on
+    GPUs, GlobalBatchNorm on CPUs, where that has no kernel. Call before building the optimiser: the parameters
+    are kept."""
     if not d.active:
         return model
     if next(model.parameters()).is_cuda:
@@ -230,5 +231,8 @@ def gather_objects(obj) -> list:
 
 
 def shutdown() -> None:
+    """Leave the process group together, at the end of a run: with gloo a rank that tears its connections down
+    while another still uses them can abort, so every rank first waits for rank 0 to finish its report."""
     if _on():
+        dist.barrier()
         dist.destroy_process_group()

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from .distributed import shutdown
 from .errors import Diverged, RunInterrupted, UserError
 
 log = logging.getLogger(__name__)
@@ -132,12 +133,17 @@ def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: P
     try:
         with _graceful_sigint(run):
             train(cfg, run)
-    except (RunInterrupted, KeyboardInterrupt):
+    except (RunInterrupted, KeyboardInterrupt) as err:
         run.finish("interrupted")
+        if isinstance(err, RunInterrupted):
+            shutdown()  # as below
         raise  # Ctrl-C stops a sweep too
     except Diverged as err:
         run.update(diverged_at_step=err.step)
         run.finish("diverged", error=str(err))
+        # Under torchrun every rank stopped at the same step (the stop flag and the loss are shared). They leave
+        # together once rank 0 has written: torchrun stops the other workers as soon as one exits.
+        shutdown()
         log.error("diverged: %s", err)
         if not multirun:
             raise

@@ -238,7 +238,7 @@ def train_cell(cfg: DictConfig, run: Run, dist: Dist, device: torch.device, name
     optimizer, scheduler = make_optimizer(cfg, name, model, total_steps, device)
     # The data order depends on the fraction only: at one fraction every model sees the same batches.
     batches = Batches(len(data), t.batch_size, _cell_seed(cfg.seed, "batches", fraction), device)
-    step = 0
+    step, window_loss, window_steps = 0, torch.zeros((), device=device), 0  # the losses since the last record
     if resume_from is not None:
         model.load_state_dict(resume_from["model"])
         optimizer.load_state_dict(resume_from["optimizer"])
@@ -246,16 +246,19 @@ def train_cell(cfg: DictConfig, run: Run, dist: Dist, device: torch.device, name
         if len(resume_from["rng"]) != dist.world:
             raise UserError(f"the run was trained on {len(resume_from['rng'])} processes; resume it on as many")
         restore_rng(resume_from["rng"][dist.rank])
-        step = resume_from["step"]
+        window_loss += resume_from["window_loss"][dist.rank]
+        step, window_steps = resume_from["step"], resume_from["window_steps"]
         log.info("%s: resumed at step %d of %d", key, step, total_steps)
     forward = torch.compile(parallel) if t.compile and device.type == "cuda" else parallel
 
     def cell_state() -> dict:
+        ranks = gather_objects((capture_rng(), window_loss.item()))  # each rank's RNG and its part of the record
         return {"key": key, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": gather_objects(capture_rng())}  # each rank's RNG
+                "scheduler": scheduler.state_dict(), "rng": [rng for rng, _ in ranks],
+                "window_loss": [loss for _, loss in ranks], "window_steps": window_steps}
 
     forward.train()
-    window_loss, window_steps, window_start = torch.zeros((), device=device), 0, time.perf_counter()
+    window_start = time.perf_counter()
     timed_images, timed_seconds = 0, 0.0
     while step < total_steps:
         index = batches.indices(step)[dist.rank * share:(dist.rank + 1) * share]  # this rank's share
