@@ -85,7 +85,8 @@ def sweep(data: Path, n_jobs: int, outputs: Path, env: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nproc", type=int, default=2, help="processes of the torchrun runs")
-    parser.add_argument("--data", type=Path, default=Path(os.environ.get("TRENDS_DATA", ROOT.parent / "shared" / "data")))
+    parser.add_argument("--data", type=Path,
+                        default=Path(os.environ.get("TRENDS_DATA", ROOT.parent / "shared" / "data")))
     parser.add_argument("--gpu", action="store_true", help="the GPU presets, one GPU per process")
     parser.add_argument("--only", default="lm,contrastive,vit-vs-cnn,sweep", help="comma-separated cases")
     args = parser.parse_args()

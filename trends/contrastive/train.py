@@ -30,7 +30,7 @@ from trends.core import plots
 from trends.core.checkpoint import load_checkpoint, save_checkpoint
 from trends.core.device import autocast, describe, resolve_device
 from trends.core.distributed import (any_rank, broadcast_buffers, data_parallel, gather_objects, gather_rows,
-                                     gather_with_gradient, init_distributed, shutdown)
+                                     gather_with_gradient, init_distributed, rank_entry, shutdown)
 from trends.core.errors import Diverged, RunInterrupted, UserError
 from trends.core.progress import Progress
 from trends.core.run import Run
@@ -72,10 +72,8 @@ def run(cfg: DictConfig, run: Run) -> None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        if len(ckpt["views_rng"]) != dist.world:
-            raise UserError(f"the run was trained on {len(ckpt['views_rng'])} processes; resume it on as many")
-        views_rng.set_state(ckpt["views_rng"][dist.rank])
-        restore_rng(ckpt["rng"][dist.rank])
+        views_rng.set_state(rank_entry(ckpt["views_rng"], dist))
+        restore_rng(rank_entry(ckpt["rng"], dist))
         state = ckpt["state"]
         run.rewind(state["step"], ckpt["elapsed"])
         log.info("resumed at step %d of %d (epoch %d)", state["step"], total_steps, state["step"] // steps_per_epoch)

@@ -193,7 +193,8 @@ class _GatherWithGradient(torch.autograd.Function):
 
 def gather_with_gradient(x: torch.Tensor) -> torch.Tensor:
     """For losses that compare every example with every other across the global batch (NT-Xent's negatives):
-    equal-sized (B, ...) rows from every rank → (world·B, ...) in rank order; gradients reach each rank's own rows."""
+    equal-sized (B, ...) rows from every rank → (world·B, ...) in rank order; gradients reach each rank's own
+    rows."""
     return _GatherWithGradient.apply(x) if _on() else x
 
 
@@ -228,6 +229,15 @@ def gather_objects(obj) -> list:
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def rank_entry(per_rank: list, d: Dist):
+    """This rank's entry of a per-rank list from a checkpoint (RNG streams): a run resumes on as many processes."""
+    if len(per_rank) != d.world:
+        count = f"{len(per_rank)} process{'es' if len(per_rank) > 1 else ''}"
+        how = "without torchrun" if len(per_rank) == 1 else f"with torchrun --nproc-per-node={len(per_rank)}"
+        raise UserError(f"the run was trained on {count}; resume it on as many ({how})")
+    return per_rank[d.rank]
 
 
 def shutdown() -> None:

@@ -15,8 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from trends.core import plots
 from trends.core.checkpoint import load_checkpoint, save_checkpoint
 from trends.core.device import autocast, describe, measure_peak_flops, resolve_device
-from trends.core.distributed import (Dist, any_rank, gather_objects, init_distributed, mean_across_ranks, shutdown,
-                                     sum_across_ranks)
+from trends.core.distributed import (Dist, any_rank, gather_objects, init_distributed, mean_across_ranks, rank_entry,
+                                     shutdown, sum_across_ranks)
 from trends.core.errors import Diverged, RunInterrupted, UserError
 from trends.core.progress import Progress
 from trends.core.run import Run
@@ -47,10 +47,8 @@ def run(cfg: DictConfig, run: Run) -> None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        if len(ckpt["batches_rng"]) != dist.world:
-            raise UserError(f"the run was trained on {len(ckpt['batches_rng'])} processes; resume it on as many")
-        batches.set_state(ckpt["batches_rng"][dist.rank])
-        restore_rng(ckpt["rng"][dist.rank])
+        batches.set_state(rank_entry(ckpt["batches_rng"], dist))
+        restore_rng(rank_entry(ckpt["rng"], dist))
         state = {"step": ckpt["step"], "best_val_loss": ckpt["best_val_loss"]}
         run.rewind(ckpt["step"], ckpt["elapsed"])
         log.info("resumed at step %d of %d", state["step"], total_steps)

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, ListConfig
 from trends.core.checkpoint import load_checkpoint, save_checkpoint
 from trends.core.device import autocast, describe, measure_peak_flops, resolve_device
 from trends.core.distributed import (Dist, any_rank, broadcast_buffers, data_parallel, gather_objects,
-                                     init_distributed, mean_across_ranks, shutdown, sum_across_ranks)
+                                     init_distributed, mean_across_ranks, rank_entry, shutdown, sum_across_ranks)
 from trends.core.errors import Diverged, RunInterrupted, UserError
 from trends.core.progress import Progress
 from trends.core.run import Run
@@ -243,10 +243,8 @@ def train_cell(cfg: DictConfig, run: Run, dist: Dist, device: torch.device, name
         model.load_state_dict(resume_from["model"])
         optimizer.load_state_dict(resume_from["optimizer"])
         scheduler.load_state_dict(resume_from["scheduler"])
-        if len(resume_from["rng"]) != dist.world:
-            raise UserError(f"the run was trained on {len(resume_from['rng'])} processes; resume it on as many")
-        restore_rng(resume_from["rng"][dist.rank])
-        window_loss += resume_from["window_loss"][dist.rank]
+        restore_rng(rank_entry(resume_from["rng"], dist))
+        window_loss += rank_entry(resume_from["window_loss"], dist)
         step, window_steps = resume_from["step"], resume_from["window_steps"]
         log.info("%s: resumed at step %d of %d", key, step, total_steps)
     forward = torch.compile(parallel) if t.compile and device.type == "cuda" else parallel
