@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,20 @@ def cli():
 def run_dirs(root: Path, command: str) -> list[Path]:
     """Run folders (those with a summary.json) under <root>/outputs/<command>."""
     return sorted(p.parent for p in (root / "outputs" / command).glob("**/summary.json"))
+
+
+def ctrl_c_after_first_checkpoint(argv: list[str], command: str, cwd: Path, env: dict | None = None,
+                                  whole_group: bool = False) -> tuple[int, str]:
+    """Start `argv`, press Ctrl-C as soon as the run of `command` has saved its first checkpoint; (exit code,
+    stderr). whole_group sends it to the process group, as a terminal does (torchrun and all its workers)."""
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})}, start_new_session=whole_group)
+    deadline = time.time() + 120
+    while not list(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt")) and time.time() < deadline:
+        time.sleep(0.02)
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err

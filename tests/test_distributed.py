@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from conftest import run_dirs, trends
+from conftest import ctrl_c_after_first_checkpoint, run_dirs, trends
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "cli"]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -148,14 +146,9 @@ def test_ctrl_c_stops_every_rank_and_resume_continues_exactly(workdir, command):
     (reference,) = (workdir / "straight" / command).iterdir()
 
     # Ctrl-C in a terminal reaches torchrun and both workers (one process group); torchrun then signals them again.
-    proc = subprocess.Popen([*TORCHRUN, command, *overrides], cwd=workdir, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=ONE_THREAD, start_new_session=True)
-    deadline = time.time() + 120
-    while not list(workdir.glob(f"outputs/{command}/*/checkpoints/last.pt")) and time.time() < deadline:
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    code, err = ctrl_c_after_first_checkpoint([*TORCHRUN, command, *overrides], command, workdir, ONE_THREAD,
+                                              whole_group=True)
+    assert code != 0
     (run,) = (workdir / "outputs" / command).iterdir()
     assert _summary(run)["status"] == "interrupted" and "--resume" in err
     assert len(rank_streams(torch.load(run / "checkpoints" / "last.pt", weights_only=True))) == 2

@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
-import time
 
 import torch
 
-from conftest import TRENDS, run_dirs, shared, trends
+from conftest import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, trends
 from trends.lm.model import GPT, GPTConfig
 
 
@@ -66,14 +63,8 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(workdir):
     assert straight.returncode == 0, straight.stderr
     (reference,) = (workdir / "straight" / "lm").iterdir()
 
-    proc = subprocess.Popen([*TRENDS, "lm", *SMOKE_LONG], cwd=workdir, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not list((workdir / "outputs").glob("lm/*/checkpoints/last.pt")) and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    code, err = ctrl_c_after_first_checkpoint([*TRENDS, "lm", *SMOKE_LONG], "lm", workdir)
+    assert code == 130, err
     (run,) = (workdir / "outputs" / "lm").iterdir()
     assert _summary(run)["status"] == "interrupted"
     assert "--resume" in err

@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import subprocess
-import time
 
 import pytest
 import torch
 
-from conftest import TRENDS, run_dirs, shared
+from conftest import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared
 from trends.vision.subsets import nested_stratified_subsets
 from trends.vit_vs_cnn.models import ViT, ResNet, flops_per_image, num_params
 from trends.vit_vs_cnn.report import crossover
@@ -160,14 +157,8 @@ def test_ctrl_c_mid_cell_then_resume_matches_an_uninterrupted_run(workdir, cli, 
     monkeypatch.delenv("TRENDS_OUTPUTS")
     (reference,) = [p.parent for p in (workdir / "straight").glob("vit-vs-cnn/*/summary.json")]
 
-    proc = subprocess.Popen([*TRENDS, "vit-vs-cnn", *ONE_CELL], cwd=workdir, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not list((workdir / "outputs").glob("vit-vs-cnn/*/checkpoints/last.pt")) and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    code, err = ctrl_c_after_first_checkpoint([*TRENDS, "vit-vs-cnn", *ONE_CELL], "vit-vs-cnn", workdir)
+    assert code == 130, err
     (run,) = run_dirs(workdir, "vit-vs-cnn")
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
     saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
