@@ -27,6 +27,18 @@ def shared(*parts: str) -> Path:
     return path
 
 
+def cifar_sample(target: Path, train_per_class: int, test_per_class: int) -> Path:
+    """An ImageFolder of the first images of each class of the shared CIFAR-10 copy, as links under `target`
+    (`target/train/<class>/`, `target/test/<class>/`); skips where this machine has no copy."""
+    source = shared("cifar10_jpg")
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        for class_dir in sorted((source / split).iterdir()):
+            (target / split / class_dir.name).mkdir(parents=True)
+            for f in sorted(class_dir.iterdir())[:per_class]:
+                (target / split / class_dir.name / f.name).symlink_to(f)
+    return target
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
     """Run inside a fresh folder: outputs/ lands there, caches too (XDG_CACHE_HOME), so tests never share state."""

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import REPO, run_dirs, shared, trends
+from conftest import REPO, cifar_sample, run_dirs, trends
 from trends.contrastive import augment
 from trends.contrastive.evaluate import linear_probe
 from trends.contrastive.loss import nt_xent
@@ -195,14 +195,8 @@ def test_bad_data_path_is_one_line_and_exit_2(workdir):
 def test_short_real_run_beats_the_random_init_encoder(workdir, cli):
     """A few CIFAR-10 images (200 per class to pretrain on, 100 per class as queries), a small encoder, ~12 CPU-s.
     (It measured +9 points over the random-init encoder; the bar here is +3.)"""
-    source = shared("cifar10_jpg")
-    for split, per_class in (("train", 200), ("test", 100)):
-        for class_dir in sorted((source / split).iterdir()):
-            target = workdir / "cifar" / split / class_dir.name
-            target.mkdir(parents=True)
-            for f in sorted(class_dir.iterdir())[:per_class]:
-                (target / f.name).symlink_to(f)
-    code, output = cli("contrastive", "data=imagefolder", f"data.path={workdir / 'cifar'}", "--epochs", "4",
+    cifar = cifar_sample(workdir / "cifar", train_per_class=200, test_per_class=100)
+    code, output = cli("contrastive", "data=imagefolder", f"data.path={cifar}", "--epochs", "4",
                        "train.batch_size=128", "optim=adamw", "optim.lr=3e-3", "model.stem=16",
                        "model.widths=[32,64,128]", "eval.knn_every=4", "eval.probe.epochs=0")
     assert code == 0, output

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared
+from conftest import TRENDS, cifar_sample, ctrl_c_after_first_checkpoint, run_dirs
 from trends.vision.subsets import nested_stratified_subsets
 from trends.vit_vs_cnn.models import ViT, ResNet, flops_per_image, num_params
 from trends.vit_vs_cnn.report import crossover
@@ -86,20 +86,14 @@ def real_run(tmp_path_factory):
 
     from cli.main import app
 
-    source = shared("cifar10_jpg")
     root = tmp_path_factory.mktemp("vit_vs_cnn_real")
-    for split, per_class in (("train", 300), ("test", 100)):
-        for class_dir in sorted((source / split).iterdir()):
-            target = root / "cifar" / split / class_dir.name
-            target.mkdir(parents=True)
-            for f in sorted(class_dir.iterdir())[:per_class]:
-                (target / f.name).symlink_to(f)
+    cifar = cifar_sample(root / "cifar", train_per_class=300, test_per_class=100)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
         mp.delenv("TRENDS_OUTPUTS", raising=False)
         result = CliRunner().invoke(app, [
-            "vit-vs-cnn", "data=imagefolder", f"data.path={root / 'cifar'}", "data.fractions=[0.3,1.0]",
+            "vit-vs-cnn", "data=imagefolder", f"data.path={cifar}", "data.fractions=[0.3,1.0]",
             "model.resnet.widths=[8,16,32]", "model.vit.dim=32", "model.vit.depth=2", "model.vit.heads=2",
             "train.steps=60", "train.batch_size=32", "train.log_every=20"], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -27,7 +27,7 @@ from trends.contrastive.loss import nt_xent
 from trends.contrastive.models import SimCLR, build_encoder, num_params
 from trends.contrastive.optim import build_optimizer, warmup_cosine
 from trends.core import plots
-from trends.core.checkpoint import load_checkpoint, save_checkpoint
+from trends.core.checkpoint import load_checkpoint, load_state_dicts, save_checkpoint, state_dicts
 from trends.core.device import autocast, describe, resolve_device
 from trends.core.distributed import (any_rank, broadcast_buffers, data_parallel, gather_objects, gather_rows,
                                      gather_with_gradient, init_distributed, rank_entry, shutdown)
@@ -69,9 +69,7 @@ def run(cfg: DictConfig, run: Run) -> None:
 
     if cfg.resume:
         ckpt = load_checkpoint(run.checkpoint_path)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+        load_state_dicts(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
         views_rng.set_state(rank_entry(ckpt["views_rng"], dist))
         restore_rng(rank_entry(ckpt["rng"], dist))
         state = ckpt["state"]
@@ -100,8 +98,8 @@ def run(cfg: DictConfig, run: Run) -> None:
         rank_states = gather_objects((views_rng.get_state(), capture_rng()))  # every rank's own RNG streams
         if run.is_main:
             save_checkpoint(run.checkpoint_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "views_rng": [v for v, _ in rank_states],
+                **state_dicts(model=model, optimizer=optimizer, scheduler=scheduler),
+                "views_rng": [v for v, _ in rank_states],
                 "rng": [r for _, r in rank_states], "state": dict(state), "elapsed": run.elapsed,
                 "model_config": OmegaConf.to_container(cfg.model)})
 

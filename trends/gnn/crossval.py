@@ -17,7 +17,7 @@ from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
 from trends.core import plots
-from trends.core.checkpoint import load_checkpoint, save_checkpoint
+from trends.core.checkpoint import load_checkpoint, load_state_dicts, save_checkpoint, state_dicts
 from trends.core.device import autocast, describe
 from trends.core.errors import Diverged, RunInterrupted
 from trends.core.progress import Progress
@@ -67,9 +67,7 @@ def cross_validate(cfg: DictConfig, run: Run, device: torch.device) -> None:
             order = torch.Generator().manual_seed(cfg.seed * 1000 + fold)  # shuffling of this fold's batches
             epoch, curve, epoch_s = 0, [], []
             if resume is not None and resume["fold"] == fold and resume["epoch"] > 0:
-                model.load_state_dict(resume["model"])
-                optimizer.load_state_dict(resume["optimizer"])
-                scheduler.load_state_dict(resume["scheduler"])
+                load_state_dicts(resume, model=model, optimizer=optimizer, scheduler=scheduler)
                 order.set_state(resume["order"])
                 epoch, curve, epoch_s = resume["epoch"], resume["curve"], resume["epoch_s"]
             loader = DataLoader(train_graphs, batch_size=t.batch_size, shuffle=True, generator=order)
@@ -97,9 +95,8 @@ def cross_validate(cfg: DictConfig, run: Run, device: torch.device) -> None:
                     progress.note(f"fold {fold + 1}/{t.folds} epoch {epoch}: loss {train_loss:.3f}  "
                                   f"train {train_acc:.1f}%  test {test_acc:.1f}%")
                 if run.stop_requested:
-                    checkpoint(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                               scheduler=scheduler.state_dict(), order=order.get_state(), curve=curve,
-                               epoch_s=epoch_s)
+                    checkpoint(**state_dicts(model=model, optimizer=optimizer, scheduler=scheduler),
+                               order=order.get_state(), curve=curve, epoch_s=epoch_s)
                     raise RunInterrupted(step)
             results["final_acc"].append(curve[-1])
             results["curves"].append(curve)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from trends.core.checkpoint import load_checkpoint, save_checkpoint
+from trends.core.checkpoint import load_checkpoint, load_state_dicts, save_checkpoint, state_dicts
 from trends.core.device import autocast, describe, resolve_device
 from trends.core.errors import Diverged, RunInterrupted, UserError
 from trends.core.progress import Progress
@@ -61,8 +61,7 @@ def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
 
     if cfg.resume:
         ckpt = load_checkpoint(run.checkpoint_path, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        load_state_dicts(ckpt, model=model, optimizer=optimizer)
         restore_rng(ckpt["rng"])
         state = {k: ckpt[k] for k in state}
         run.rewind(ckpt["epoch"], ckpt["elapsed"])
@@ -78,8 +77,8 @@ def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
 
     def checkpoint() -> None:
         save_checkpoint(run.checkpoint_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": capture_rng(),
-            "elapsed": run.elapsed, **state})
+            **state_dicts(model=model, optimizer=optimizer), "rng": capture_rng(), "elapsed": run.elapsed,
+            **state})
 
     train_mask, y = task.masks["train"], task.y
     with Progress(t.epochs, "gnn", completed=state["epoch"], unit="epoch") as progress:

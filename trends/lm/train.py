@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from trends.core import plots
-from trends.core.checkpoint import load_checkpoint, save_checkpoint
+from trends.core.checkpoint import load_checkpoint, load_state_dicts, save_checkpoint, state_dicts
 from trends.core.device import autocast, describe, measure_peak_flops, resolve_device
 from trends.core.distributed import (Dist, any_rank, gather_objects, init_distributed, mean_across_ranks, rank_entry,
                                      shutdown, sum_across_ranks)
@@ -44,9 +44,7 @@ def run(cfg: DictConfig, run: Run) -> None:
 
     if cfg.resume:
         ckpt = load_checkpoint(run.checkpoint_path)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+        load_state_dicts(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
         batches.set_state(rank_entry(ckpt["batches_rng"], dist))
         restore_rng(rank_entry(ckpt["rng"], dist))
         state = {"step": ckpt["step"], "best_val_loss": ckpt["best_val_loss"]}
@@ -68,7 +66,7 @@ def run(cfg: DictConfig, run: Run) -> None:
         if not run.is_main:
             return
         save_checkpoint(run.checkpoint_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            **state_dicts(model=model, optimizer=optimizer, scheduler=scheduler),
             "step": state["step"], "best_val_loss": state["best_val_loss"], "elapsed": run.elapsed,
             "batches_rng": [b for b, _ in rank_states], "rng": [r for _, r in rank_states],
             "model_config": OmegaConf.to_container(cfg.model), "vocab": corpus.vocab})

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, ListConfig
 
-from trends.core.checkpoint import load_checkpoint, save_checkpoint
+from trends.core.checkpoint import load_checkpoint, load_state_dicts, save_checkpoint, state_dicts
 from trends.core.device import autocast, describe, measure_peak_flops, resolve_device
 from trends.core.distributed import (Dist, any_rank, broadcast_buffers, data_parallel, gather_objects,
                                      init_distributed, mean_across_ranks, rank_entry, shutdown, sum_across_ranks)
@@ -240,9 +240,7 @@ def train_cell(cfg: DictConfig, run: Run, dist: Dist, device: torch.device, name
     batches = Batches(len(data), t.batch_size, _cell_seed(cfg.seed, "batches", fraction), device)
     step, window_loss, window_steps = 0, torch.zeros((), device=device), 0  # the losses since the last record
     if resume_from is not None:
-        model.load_state_dict(resume_from["model"])
-        optimizer.load_state_dict(resume_from["optimizer"])
-        scheduler.load_state_dict(resume_from["scheduler"])
+        load_state_dicts(resume_from, model=model, optimizer=optimizer, scheduler=scheduler)
         restore_rng(rank_entry(resume_from["rng"], dist))
         window_loss += rank_entry(resume_from["window_loss"], dist)
         step, window_steps = resume_from["step"], resume_from["window_steps"]
@@ -251,8 +249,8 @@ def train_cell(cfg: DictConfig, run: Run, dist: Dist, device: torch.device, name
 
     def cell_state() -> dict:
         ranks = gather_objects((capture_rng(), window_loss.item()))  # each rank's RNG and its part of the record
-        return {"key": key, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": [rng for rng, _ in ranks],
+        return {"key": key, "step": step, **state_dicts(model=model, optimizer=optimizer, scheduler=scheduler),
+                "rng": [rng for rng, _ in ranks],
                 "window_loss": [loss for _, loss in ranks], "window_steps": window_steps}
 
     forward.train()
