@@ -1,1 +1,1 @@
-"""The `trends` command line: Typer in front, Hydra behind. Nothing here imports torch."""
+"""The `trends` command line (installed as trends.cli): Typer in front, Hydra behind. Nothing here imports torch."""

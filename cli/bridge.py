@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.resources
 import os
 import shutil
 import sys
@@ -11,22 +12,29 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from trends.core import layout
 from trends.core.errors import UserError
+from trends.core.ranks import Dist
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONFIGS = "trends.conf"  # the package that holds conf/: Hydra reads it as pkg://trends.conf, installed or editable
+
+
+def config_files():
+    """conf/ as importlib.resources sees it (a folder, or files inside an installed wheel)."""
+    return importlib.resources.files(CONFIGS)
 
 
 @dataclass(frozen=True)
 class Demo:
     command: str  # what users type: `trends vit-vs-cnn`
     config: str  # primary config: conf/<config>.yaml
-    entry: str  # module with run(cfg, run)
+    entry: str  # module with main(cfg, run)
     help: str
     issue: int  # where it is specified, for the "not built yet" message
 
     @property
     def available(self) -> bool:
-        return (CONF_DIR / f"{self.config}.yaml").is_file()
+        return config_files().joinpath(f"{self.config}.yaml").is_file()
 
 
 def outputs_root() -> Path:
@@ -35,9 +43,8 @@ def outputs_root() -> Path:
 
 def torchrun_rank() -> int | None:
     """This process's rank when torchrun started several (None for a plain single-process run)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "TORCHELASTIC_RUN_ID" in os.environ:
-        return int(os.environ["RANK"])
-    return None
+    ranks = Dist.from_env()
+    return ranks.rank if ranks.active else None
 
 
 def new_run_dir(command: str, multirun: bool = False) -> Path:
@@ -47,6 +54,9 @@ def new_run_dir(command: str, multirun: bool = False) -> Path:
     """
     base = outputs_root() / command / ("multirun" if multirun else "")
     if torchrun_rank() is not None:
+        if "TORCHELASTIC_RUN_ID" not in os.environ:
+            raise UserError("several processes (WORLD_SIZE > 1) need one shared run folder: launch them with "
+                            "torchrun --standalone --nproc-per-node=N -m trends ...")
         path = base / f"torchrun_{os.environ['TORCHELASTIC_RUN_ID']}"
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -76,8 +86,8 @@ def resume_overrides(demo: Demo, run_dir: Path) -> list[str]:
     hydra_cfg = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml")
     if OmegaConf.select(hydra_cfg, "hydra.job.name") != demo.config:
         raise UserError(f"{run_dir} is not a `trends {demo.command}` run")
-    if not (run_dir / "checkpoints" / "last.pt").is_file():
-        raise UserError(f"{run_dir} has no checkpoint to resume from (checkpoints/last.pt); start a new run")
+    if not layout.checkpoint_of(run_dir).is_file():
+        raise UserError(f"{run_dir} has no checkpoint to resume from ({layout.CHECKPOINT}); start a new run")
     return [o for o in OmegaConf.load(saved) if not o.startswith("resume=")]
 
 
@@ -120,10 +130,10 @@ def run_hydra(demo: Demo, argv: list[str]) -> None:
     import hydra
 
     saved = os.environ.get("HYDRA_FULL_ERROR"), sys.argv
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # errors reach cli.main, which decides how much of them to show
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # errors reach trends.cli.main, which decides how much of them to show
     sys.argv = [f"trends {demo.command}", *argv]
     try:
-        hydra.main(config_path=str(CONF_DIR), config_name=demo.config, version_base="1.3")(_task(demo))()
+        hydra.main(config_path=f"pkg://{CONFIGS}", config_name=demo.config, version_base="1.3")(_task(demo))()
     finally:  # in-process callers (tests, notebooks) get their environment back
         if saved[0] is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
@@ -144,7 +154,7 @@ def _task(demo: Demo):
         overrides = list(hc.overrides.task)
         check_complete(cfg)
         check_override_types(cfg, demo.config, overrides, dict(hc.runtime.choices))
-        train = importlib.import_module(demo.entry).run
+        train = importlib.import_module(demo.entry).main
         return execute(train, cfg, Path(hc.runtime.output_dir), command=demo.command, overrides=overrides,
                        multirun=hc.mode == RunMode.MULTIRUN)
 

@@ -12,8 +12,8 @@ from typing import List, Optional
 
 import typer
 
-from cli import bridge
-from cli.bridge import CONF_DIR, Demo
+from trends.cli import bridge
+from trends.cli.bridge import Demo, config_files
 
 DEMOS = [
     Demo("contrastive", "contrastive", "trends.contrastive.train",
@@ -32,8 +32,9 @@ app = typer.Typer(help="Run the deep-learning trends of recent years on your own
 def _complete_overrides(demo: Demo):
     """Offer `group=option` for each config group of the demo (read from conf/, no composition needed)."""
     def complete(incomplete: str) -> list[str]:
-        groups = CONF_DIR / demo.config
-        options = [f"{g.name}={o.stem}" for g in sorted(groups.glob("*")) if g.is_dir() for o in sorted(g.glob("*.yaml"))]
+        groups = config_files() / demo.config
+        options = [f"{g.name}={o.name[:-5]}" for g in sorted(groups.iterdir(), key=lambda g: g.name) if g.is_dir()
+                   for o in sorted(g.iterdir(), key=lambda o: o.name) if o.name.endswith(".yaml")]
         return [o for o in options if o.startswith(incomplete)]
     return complete
 
@@ -82,7 +83,7 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
         return 0
     except (RunInterrupted, KeyboardInterrupt):
         again = f"trends {demo.command}" if rank is None else \
-            f"torchrun --standalone --nproc-per-node={os.environ['WORLD_SIZE']} -m cli {demo.command}"
+            f"torchrun --standalone --nproc-per-node={os.environ['WORLD_SIZE']} -m trends {demo.command}"
         say(f"interrupted; continue with: {again} --resume {run_dir}" if run_dir else "interrupted")
         return 130
     except Exception as err:
@@ -155,7 +156,7 @@ def runs(ctx: typer.Context,
          limit: int = typer.Option(20, "--limit", min=1)) -> None:
     """Table of recent runs: command, status, key overrides, headline metric, time."""
     if ctx.invoked_subcommand is None:
-        from cli.runs import print_runs
+        from trends.cli.runs import print_runs
 
         print_runs(root or bridge.outputs_root(), limit)
 
@@ -163,7 +164,7 @@ def runs(ctx: typer.Context,
 @runs_app.command("show")
 def runs_show(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None:
     """Everything a run recorded: summary, config, files."""
-    from cli.runs import show_run
+    from trends.cli.runs import show_run
 
     try:
         show_run(run_dir)

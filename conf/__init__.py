@@ -1,1 +1,1 @@
-"""Hydra configs, shipped as package data so `trends` finds them from any folder, editable or installed."""
+"""Hydra configs (installed as trends.conf), shipped as package data so `trends` finds them from any folder."""

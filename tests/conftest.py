@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 # workplace's fixed location (CI clones elsewhere).
 _CANDIDATES = [os.environ.get("TRENDS_SHARED_DATA"), REPO.parent / "shared" / "data", "/work/shared/data"]
 SHARED_DATA = next((Path(c).resolve() for c in _CANDIDATES if c and Path(c).is_dir()), REPO.parent / "shared" / "data")
-TRENDS = [sys.executable, "-m", "cli"]
+TRENDS = [sys.executable, "-m", "trends"]
 
 
 def shared(*parts: str) -> Path:
@@ -59,7 +59,7 @@ def trends(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300)
 @pytest.fixture
 def cli():
     """`trends ARGS` in-process through Typer's runner: (exit_code, output)."""
-    from cli.main import app
+    from trends.cli.main import app
 
     runner = CliRunner()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -20,7 +21,7 @@ def test_help_lists_every_command(cli):
 
 def test_cli_module_does_not_import_torch():
     # `trends --help` must stay instant: torch (~1.6 s to import) is loaded only when a demo runs.
-    code = "import sys, cli.main; assert 'torch' not in sys.modules, 'cli imported torch'"
+    code = "import sys, trends.cli.main; assert 'torch' not in sys.modules, 'cli imported torch'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
@@ -92,7 +93,7 @@ def test_debug_shows_the_traceback(workdir):
 
 
 def test_run_folders_never_collide(workdir, monkeypatch):
-    from cli.bridge import new_run_dir
+    from trends.cli.bridge import new_run_dir
 
     folders = {new_run_dir("lm") for _ in range(3)}  # same second, three distinct folders
     assert len(folders) == 3 and all(f.is_dir() for f in folders)
@@ -122,21 +123,41 @@ def test_runs_lists_and_shows_runs(workdir, cli):
     assert code == 0 and "metrics.jsonl" in out and "n_layer" in out
 
 
-def test_wheel_carries_the_configs(tmp_path):
+def test_the_wheel_is_one_package_that_works_beside_other_cli_and_conf_packages(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(REPO)], check=True, capture_output=True)
-    (wheel,) = tmp_path.glob("trends-*.whl")
+                    "-w", str(tmp_path / "dist"), str(REPO)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("trends-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("conf/common.yaml", "conf/lm.yaml", "conf/lm/__init__.py", "conf/lm/model/gpt.yaml",
-                     "conf/lm/experiment/smoke.yaml", "trends/lm/smoke.txt", "cli/main.py"):
-        assert required in names
-    # Installed from the wheel (not the source tree), the runner still finds its configs from another folder.
-    target = tmp_path / "site"
-    zipfile.ZipFile(wheel).extractall(target)
-    out = subprocess.run([sys.executable, "-m", "cli", "lm", "--cfg", "--smoke"], cwd=tmp_path,
-                         env={"PYTHONPATH": str(target), "PATH": ""}, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert "n_embd: 32" in out.stdout
+    (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
+    assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["trends"]
+    for required in ("trends/conf/common.yaml", "trends/conf/lm.yaml", "trends/conf/lm/model/gpt.yaml",
+                     "trends/conf/lm/experiment/smoke.yaml", "trends/lm/smoke.txt", "trends/cli/main.py"):
+        assert required in names, required
+    # The wheel alone (its dependencies come from this environment), run from a project with its own `cli` and
+    # `conf` packages and a conf/gnn.yaml of its own: every import and every config must still be ours.
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)
+    other = tmp_path / "other_project"
+    for package in ("cli", "conf"):
+        (other / package).mkdir(parents=True)
+        (other / package / "__init__.py").write_text(f"raise ImportError('the other project\'s {package}')\n")
+    (other / "conf" / "gnn.yaml").write_text("not_ours: true\n")
+    env = {**os.environ, "PYTHONPATH": str(site), "TRENDS_OUTPUTS": str(other / "outputs")}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], cwd=other, env=env, capture_output=True, text=True,
+                              timeout=300)
+
+    where = run("-c", "import trends; print(trends.__file__)")
+    assert where.stdout.startswith(str(site)), where.stdout + where.stderr
+    assert run("-m", "trends", "--help").returncode == 0
+    gnn = run("-m", "trends", "gnn", "--cfg")
+    assert gnn.returncode == 0 and "model:" in gnn.stdout and "not_ours" not in gnn.stdout, gnn.stderr
+    smoke = run("-m", "trends", "lm", "--smoke")
+    assert smoke.returncode == 0, smoke.stderr[-2000:]
+    (summary,) = (other / "outputs" / "lm").glob("*/summary.json")
+    assert json.loads(summary.read_text())["status"] == "completed"
 
 
 def test_in_process_calls_do_not_leak_state(workdir, cli, monkeypatch):

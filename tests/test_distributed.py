@@ -11,7 +11,7 @@ import torch
 
 from conftest import ctrl_c_after_first_checkpoint, run_dirs, trends
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "cli"]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "trends"]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 

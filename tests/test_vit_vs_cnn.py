@@ -84,7 +84,7 @@ def real_run(tmp_path_factory):
     images are decoded), tiny contenders, 60 steps of 32 images per cell."""
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from trends.cli.main import app
 
     root = tmp_path_factory.mktemp("vit_vs_cnn_real")
     cifar = cifar_sample(root / "cifar", train_per_class=300, test_per_class=100)

@@ -1,58 +1,23 @@
 """torchrun support: one process per device, gradients all-reduced, rank 0 alone writes to the run folder.
 
-Launched as `torchrun --standalone --nproc-per-node=N -m cli <demo> ...`: torchrun sets RANK, WORLD_SIZE and
+Launched as `torchrun --standalone --nproc-per-node=N -m trends <demo> ...`: torchrun sets RANK, WORLD_SIZE and
 LOCAL_RANK; without them everything here is a no-op and a run is a single process. A demo keeps its batch size
 global (what one optimiser step sees), gives each rank an equal share of every batch, and shards evaluation.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as collectives
 import torch.nn as nn
 
 from .errors import UserError
-
-
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-    def share(self, n: int) -> slice:
-        """This rank's contiguous share of n items; the shares in rank order are the n items in order (the first
-        n % world ranks take one more). Used for evaluation, where every item must be seen exactly once."""
-        size, extra = divmod(n, self.world)
-        start = self.rank * size + min(self.rank, extra)
-        return slice(start, start + size + (self.rank < extra))
-
-    def per_rank_batch(self, global_batch: int) -> int:
-        """Each rank's part of a global batch (the batch an optimiser step sees, whatever the number of ranks)."""
-        if global_batch % self.world:
-            raise UserError(f"train.batch_size={global_batch} is the global batch and must split evenly over "
-                            f"{self.world} processes; pick a multiple of {self.world}")
-        return global_batch // self.world
-
-
-def world_from_env() -> Dist:
-    return Dist(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                int(os.environ.get("LOCAL_RANK", 0)))
+from .ranks import Dist
 
 
 def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:
     """Join the process group (NCCL on GPUs, gloo on CPUs) and pick this rank's device."""
-    d = world_from_env()
+    d = Dist.from_env()
     if not d.active:
         return d, device
     if device.type == "cuda":
@@ -83,23 +48,6 @@ def data_parallel(model: nn.Module, d: Dist) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model)
 
 
-class _SumAcrossRanks(torch.autograd.Function):
-    """y = Σ_ranks x, with the matching backward: each rank's x reaches every rank's loss, so its gradient is the
-    sum of theirs (DDP's averaging of parameter gradients then yields the gradient of the mean loss)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        x = x.clone()
-        dist.all_reduce(x)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
-
-
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm (1-d or 2-d) whose training statistics are sums over every rank's batch: what SyncBatchNorm does
     on GPUs, in plain tensor operations that run on gloo. In eval mode, or in one process, it is BatchNorm."""
@@ -114,7 +62,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         dims = [0, *range(2, x.dim())]  # all but the channels
         shape = [1, -1] + [1] * (x.dim() - 2)
         local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_full((1,), x.numel() / x.shape[1])])
-        total = _SumAcrossRanks.apply(local)
+        total = collectives.all_reduce(local)  # its backward sums too: each rank's x reaches every rank's loss
         channels = x.shape[1]
         count = total[-1]
         mean = total[:channels] / count
@@ -170,32 +118,15 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([part[:int(n)] for part, n in zip(parts, sizes)])
 
 
-class _GatherWithGradient(torch.autograd.Function):
-    """All ranks' (B, ...) rows as one (world·B, ...) tensor that gradients flow back through.
-
-    Every rank computes the same loss from the gathered rows, so a row's gradient is the sum of what each rank's
-    backward sends it: world × dLoss/drow. DDP's averaging of parameter gradients divides the world back out, and
-    the step equals one process's on the global batch."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        ctx.rank, ctx.rows = dist.get_rank(), len(x)
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x.contiguous())
-        return torch.cat(parts)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
-
-
 def gather_with_gradient(x: torch.Tensor) -> torch.Tensor:
     """For losses that compare every example with every other across the global batch (NT-Xent's negatives):
     equal-sized (B, ...) rows from every rank → (world·B, ...) in rank order; gradients reach each rank's own
-    rows."""
-    return _GatherWithGradient.apply(x) if _on() else x
+    rows.
+
+    Every rank computes the same loss from the gathered rows, so a row's gradient is the sum of what each rank's
+    backward sends it (torch's all_gather sums them): world × dLoss/drow. DDP's averaging of parameter gradients
+    divides the world back out, and the step equals one process's on the global batch."""
+    return torch.cat(collectives.all_gather(x)) if _on() else x
 
 
 def sum_across_ranks(t: torch.Tensor) -> torch.Tensor:

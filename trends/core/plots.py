@@ -39,8 +39,16 @@ def learning_curves(path: Path, records: Iterable[dict], metric: str, *, x: str 
     return line_plot(path, series, xlabel=x, ylabel=metric, title=title or metric)
 
 
-def scatter_2d(path: Path, points, labels, *, title: str, class_names: Sequence[str] | None = None) -> Path:
-    """A 2-D projection coloured by class (points: (N, 2) array, labels: (N,) ints)."""
+def scatter_pca(path: Path, features, labels, *, title: str, class_names: Sequence[str] | None = None) -> Path:
+    """Features (N, D) tensor projected on their two directions of largest variance (PCA), coloured by class
+    (labels: (N,) ints)."""
+    import torch
+
+    centred = features.detach().float().cpu()
+    centred = centred - centred.mean(dim=0)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    points = (centred @ v[:2].T).numpy()
+    labels = labels.cpu().numpy() if hasattr(labels, "cpu") else labels
     fig, ax = plt.subplots(figsize=(6, 6))
     sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=6, alpha=0.8)
     if class_names is not None:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, \
     TimeElapsedColumn, TimeRemainingColumn
+
+from .ranks import Dist
 
 log = logging.getLogger("trends")
 
@@ -16,7 +17,7 @@ class Progress:
     """`advance()` every step; `note(text)` shows the latest metrics beside the bar and in the log."""
 
     def __init__(self, total: int, description: str, completed: int = 0, unit: str = "step"):
-        self._live = sys.stderr.isatty() and os.environ.get("RANK", "0") == "0"  # one bar under torchrun
+        self._live = sys.stderr.isatty() and Dist.from_env().main  # one bar under torchrun
         self._bar = None
         if self._live:
             self._bar = RichProgress(

@@ -1,6 +1,6 @@
 """A run's record on disk: metrics.jsonl as it trains, summary.json with its status at the end.
 
-`execute` wraps a demo's `run(cfg, run)` so that every way a run can end (completed, Ctrl-C, NaN, bad input, bug)
+`execute` wraps a demo's `main(cfg, run)` so that every way a run can end (completed, Ctrl-C, NaN, bad input, bug)
 leaves a complete folder with an honest status.
 """
 from __future__ import annotations
@@ -21,8 +21,10 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from . import layout
 from .distributed import shutdown
 from .errors import Diverged, RunInterrupted, UserError
+from .ranks import Dist
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +47,13 @@ class Run:
     def __init__(self, out_dir: Path, cfg: DictConfig, command: str, overrides: list[str]):
         self.dir = Path(out_dir)
         self.cfg = cfg
-        self.metrics_path = self.dir / "metrics.jsonl"
-        self.summary_path = self.dir / "summary.json"
-        self.checkpoint_path = self.dir / "checkpoints" / "last.pt"
-        self.plots_dir = self.dir / "plots"
+        self.metrics_path = self.dir / layout.METRICS
+        self.summary_path = self.dir / layout.SUMMARY
+        self.checkpoint_path = layout.checkpoint_of(self.dir)
+        self.plots_dir = self.dir / layout.PLOTS
         self.stop_requested = False  # set by Ctrl-C; loops check it at step boundaries
-        self.is_main = int(os.environ.get("RANK", 0)) == 0  # under torchrun only rank 0 writes
+        ranks = Dist.from_env()
+        self.is_main = ranks.main  # under torchrun only rank 0 writes
         self.logged_any = False
         self._t0 = time.perf_counter()
         self._elapsed_before = 0.0  # time spent before a resume
@@ -60,7 +63,7 @@ class Run:
             "overrides": overrides,
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seed": cfg.get("seed"),
-            "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+            "world_size": ranks.world,
             "versions": _versions(),
             "git_commit": _git_commit(),
         }
@@ -125,7 +128,7 @@ class Run:
 
 def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: Path, *, command: str,
             overrides: list[str], multirun: bool) -> dict:
-    """Run `train(cfg, run)` and record how it ended.
+    """Run `train(cfg, run)` (a demo's `main`) and record how it ended.
 
     In a sweep a failed job is recorded and the sweep goes on; in a single run the error reaches the CLI.
     """
@@ -161,6 +164,7 @@ def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: P
         log.exception("job failed; the sweep goes on")
     else:
         run.finish("completed")
+        shutdown()  # every rank leaves the process group once rank 0 has written
     return run.summary
 
 

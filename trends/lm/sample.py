@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from trends.core import layout
 from trends.core.checkpoint import load_checkpoint
 from trends.core.device import resolve_device
 from trends.core.errors import UserError
@@ -17,13 +18,13 @@ def sample_from_run(run_dir: Path, prompt: str, tokens: int, temperature: float,
     run_dir = Path(run_dir)
     if not (run_dir / ".hydra").is_dir():
         raise UserError(f"{run_dir} is not a run folder; pass one under outputs/lm/")
-    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    ckpt = load_checkpoint(layout.checkpoint_of(run_dir))
     if "vocab" not in ckpt:
         raise UserError(f"{run_dir} is not a `trends lm` run")
     dev = resolve_device(device)
     vocab = ckpt["vocab"]
     model = GPT(GPTConfig(vocab_size=len(vocab), **ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(ckpt["parts"]["model"])
     model.to(dev).eval()
     corpus = Corpus(train=torch.empty(0), val=torch.empty(0), vocab=vocab)
     idx = corpus.encode(prompt or "\n")[None].to(dev)
