@@ -19,10 +19,10 @@ step() {  # step SECONDS NAME COMMAND...
   tail -n 25 "$log_dir/$name.log"
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-step 200 lm_preset $py -m cli lm experiment=shakespeare_gpu
+step 200 lm_preset $py -m trends lm experiment=shakespeare_gpu
 step 70 bench_lm $py bench/lm.py --device cuda --skip-quality
 step 70 bench_vit $py bench/vit_vs_cnn.py experiment=cifar10_gpu --steps 30
 step 70 bench_contrastive $py bench/contrastive.py --device cuda --no-loader
-step 45 gnn $py -m cli gnn experiment=gpu
-step 100 vit_short $py -m cli vit-vs-cnn experiment=cifar10_gpu data=imagefolder "data.path=$TRENDS_DATA/cifar10_jpg" \
+step 45 gnn $py -m trends gnn experiment=gpu
+step 100 vit_short $py -m trends vit-vs-cnn experiment=cifar10_gpu data=imagefolder "data.path=$TRENDS_DATA/cifar10_jpg" \
   "data.fractions=[1.0]" train.steps=600 train.eval_every=600 train.checkpoint_every=600

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from trends.core.device import autocast, measure_peak_flops, resolve_device  # noqa: E402
-from trends.lm.model import GPT, GPTConfig  # noqa: E402
+from trends.text.model import GPT, GPTConfig  # noqa: E402
 
 NANOGPT_CPU = ["model.n_layer=4", "model.n_head=4", "model.n_embd=128", "model.block_size=64", "model.dropout=0.0",
                "train.batch_size=12", "train.epochs=null", "train.steps=2000", "optim.lr=1e-3", "optim.min_lr=1e-4",
@@ -64,7 +64,7 @@ def throughput(overrides: list[str], device: torch.device, steps: int) -> dict:
 def quality(overrides: list[str]) -> dict:
     out = Path(os.environ.get("BENCH_OUTPUTS", REPO / "outputs" / "bench"))
     tic = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "cli", "lm", *overrides], cwd=REPO, check=True,
+    subprocess.run([sys.executable, "-m", "trends", "lm", *overrides], cwd=REPO, check=True,
                    env={**os.environ, "TRENDS_OUTPUTS": str(out)}, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - tic
     run = max((out / "lm").iterdir(), key=lambda p: p.stat().st_mtime)

@@ -5,7 +5,7 @@ Hydra's basic launcher beside joblib's.
     python bench/scaling.py --nproc 8 --gpu                 # one node of 8 GPUs (NCCL), the GPU presets
     python bench/scaling.py --only lm,sweep
 
-Every run goes through the real CLI (`trends ...` / `torchrun ... -m cli ...`) into a scratch outputs folder; the
+Every run goes through the real CLI (`trends ...` / `torchrun ... -m trends ...`) into a scratch outputs folder; the
 throughput is the one the run itself records in summary.json (training time only), the wall time is the whole
 command's. On a CPU one process already uses every core through intra-op threads, so the torchrun runs give each
 rank cores / nproc threads: the comparison is then one process against nproc processes on the same cores.
@@ -56,10 +56,10 @@ def throughput(summary: dict) -> float:
 
 def launch(args: list[str], nproc: int, outputs: Path, env: dict) -> tuple[dict, float]:
     """Run one CLI command (under torchrun when nproc > 1); its summary.json and the wall seconds."""
-    command = [sys.executable, "-m", "cli", *args]
+    command = [sys.executable, "-m", "trends", *args]
     if nproc > 1:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-                   "-m", "cli", *args]
+                   "-m", "trends", *args]
     tic = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env={**env, "TRENDS_OUTPUTS": str(outputs)}, capture_output=True,
                           text=True)
@@ -73,7 +73,7 @@ def launch(args: list[str], nproc: int, outputs: Path, env: dict) -> tuple[dict,
 def sweep(data: Path, n_jobs: int, outputs: Path, env: dict) -> float:
     """Wall seconds of an 8-seed GCN sweep with the basic launcher (n_jobs=1) or joblib."""
     launcher = [] if n_jobs == 1 else ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
-    command = [sys.executable, "-m", "cli", "gnn", "-m", "seed=0,1,2,3,4,5,6,7", f"data.root={data}", *launcher]
+    command = [sys.executable, "-m", "trends", "gnn", "-m", "seed=0,1,2,3,4,5,6,7", f"data.root={data}", *launcher]
     tic = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env={**env, "TRENDS_OUTPUTS": str(outputs)}, capture_output=True,
                           text=True)

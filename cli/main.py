@@ -137,7 +137,7 @@ def sample(
     from trends.core.errors import UserError
 
     try:
-        from trends.lm.sample import sample_from_run
+        from trends.text.sample import sample_from_run
 
         text = sample_from_run(run_dir, prompt=prompt, tokens=tokens, temperature=temperature, top_k=top_k,
                                seed=seed, device=device)

@@ -131,7 +131,7 @@ def test_the_wheel_is_one_package_that_works_beside_other_cli_and_conf_packages(
     (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
     assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["trends"]
     for required in ("trends/conf/common.yaml", "trends/conf/lm.yaml", "trends/conf/lm/model/gpt.yaml",
-                     "trends/conf/lm/experiment/smoke.yaml", "trends/lm/smoke.txt", "trends/cli/main.py"):
+                     "trends/conf/lm/experiment/smoke.yaml", "trends/text/smoke.txt", "trends/cli/main.py"):
         assert required in names, required
     # The wheel alone (its dependencies come from this environment), run from a project with its own `cli` and
     # `conf` packages and a conf/gnn.yaml of its own: every import and every config must still be ours.

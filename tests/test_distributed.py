@@ -131,9 +131,9 @@ def test_two_process_simclr_takes_the_steps_of_one_process(workdir):
 # the checkpoint).
 INTERRUPTED = {
     "contrastive": (["--smoke", "train.epochs=12", "eval.probe.epochs=0", "eval.supervised.epochs=0"],
-                    lambda saved: saved["views_rng"]),
+                    lambda saved: saved["ranks"]),
     "vit-vs-cnn": (["--smoke", "models=[resnet]", "data.fractions=[1.0]", "train.steps=200",
-                    "train.checkpoint_every=20"], lambda saved: saved["cell"]["rng"]),
+                    "train.checkpoint_every=20"], lambda saved: saved["ranks"]),
 }
 
 

@@ -7,7 +7,7 @@ import math
 import torch
 
 from conftest import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, trends
-from trends.lm.model import GPT, GPTConfig
+from trends.text.model import GPT, GPTConfig
 
 
 def _summary(run):
@@ -48,7 +48,7 @@ def test_shakespeare_from_the_data_root_reads_a_read_only_copy(workdir):
     assert result.returncode == 0
     from omegaconf import OmegaConf
 
-    from trends.lm.data import load_text
+    from trends.text.data import load_text
 
     cfg = OmegaConf.create({"name": "shakespeare", "path": None, "root": str(root), "url": "http://127.0.0.1:9/x",
                             "sha256": None})

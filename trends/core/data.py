@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import sys
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 from .errors import UserError
@@ -53,24 +54,26 @@ def sha256_of(path: Path) -> str:
 
 
 def fetch(url: str, dest: Path, sha256: str | None, timeout: float = 30) -> Path:
-    """Download `url` to `dest` unless a verified copy is there; checksum first, then an atomic move into place."""
+    """Download `url` to `dest` unless a verified copy is there. torch.hub's downloader writes a temporary file
+    beside `dest`, checks the sha256 and only then moves it into place (a broken download never stands at `dest`);
+    it has no timeout of its own, so one is set around it: offline behind a firewall that drops packets, a download
+    would otherwise wait for ever."""
+    from torch.hub import download_url_to_file
+
     dest = Path(dest)
     if dest.is_file() and (sha256 is None or sha256_of(dest) == sha256):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
+        download_url_to_file(url, str(dest), hash_prefix=sha256, progress=sys.stderr.isatty())
     except (urllib.error.URLError, OSError, TimeoutError) as err:
-        tmp.unlink(missing_ok=True)
         reason = getattr(err, "reason", err)
         raise UserError(f"could not download {url} ({reason}).\n"
                         f"Put the file at {dest} yourself, or set TRENDS_DATA to a folder that holds it.") from None
-    if sha256 is not None and (got := sha256_of(tmp)) != sha256:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"download of {url} is damaged (sha256 {got[:12]}…, expected {sha256[:12]}…); "
-                        "try again, or put a good copy at " + str(dest))
-    os.replace(tmp, dest)
+    except RuntimeError as err:  # torch.hub's "invalid hash value"
+        raise UserError(f"download of {url} is damaged ({err}); try again, or put a good copy at {dest}") from None
+    finally:
+        socket.setdefaulttimeout(previous)
     return dest

@@ -1,1 +1,1 @@
-"""`trends lm`: a character-level GPT (data.py → model.py → train.py; sample.py for text from a trained run)."""
+"""`trends lm`: train a character-level GPT (train.py) on the text home's model and corpus (trends.text)."""

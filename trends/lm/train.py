@@ -21,8 +21,8 @@ from trends.core.loop import Loop, LossWindow, TrainState
 from trends.core.run import Run
 from trends.core.schedule import total_steps, warmup_cosine
 from trends.core.seed import seed_everything
-from trends.lm.data import Corpus, load_corpus, random_windows
-from trends.lm.model import GPT, GPTConfig
+from trends.text.data import Corpus, load_corpus, random_windows
+from trends.text.model import GPT, GPTConfig
 
 log = logging.getLogger("trends.lm")
 

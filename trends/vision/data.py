@@ -122,9 +122,3 @@ def synthetic(n: int, num_classes: int, size: int, seed: int) -> ImageSet:
     images = (images.clamp(0, 1) * 255).to(torch.uint8)
     return ImageSet(images, labels, [f"class{i}" for i in range(num_classes)])
 
-
-def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """uint8 (N, 3, H, W) → float (N, 3, H, W), standardised per channel; works on any device."""
-    mean_t = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255 - mean_t) / std_t

@@ -32,7 +32,7 @@ class Corpus:
 def load_text(cfg: DictConfig) -> str:
     """The raw text named by the data config: the shipped smoke corpus, a user file, or Tiny Shakespeare."""
     if cfg.name == "smoke":
-        return resources.files("trends.lm").joinpath("smoke.txt").read_text(encoding="utf-8")
+        return resources.files("trends.text").joinpath("smoke.txt").read_text(encoding="utf-8")
     if cfg.path is not None:
         path = Path(cfg.path).expanduser()
         if not path.is_file():

@@ -9,8 +9,8 @@ from trends.core import layout
 from trends.core.checkpoint import load_checkpoint
 from trends.core.device import resolve_device
 from trends.core.errors import UserError
-from trends.lm.data import Corpus
-from trends.lm.model import GPT, GPTConfig
+from trends.text.data import Corpus
+from trends.text.model import GPT, GPTConfig
 
 
 def sample_from_run(run_dir: Path, prompt: str, tokens: int, temperature: float, top_k: int | None,
