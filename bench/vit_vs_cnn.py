@@ -21,8 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 from trends.core.device import autocast, describe, measure_peak_flops, resolve_device
-from trends.vit_vs_cnn.models import build_model, flops_per_image, num_params
-from trends.vit_vs_cnn.train import make_optimizer, to_input, train_step
+from trends.core.modules import num_params
+from trends.vision.normalize import Normalize
+from trends.vit_vs_cnn.models import build_model, flops_per_image
+from trends.vit_vs_cnn.train import make_optimizer, train_step
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -45,24 +47,24 @@ def bench(cfg, name: str, device: torch.device, steps: int, warmup: int, image_s
     b = cfg.train.batch_size
     images = torch.randint(0, 256, (b, 3, image_size, image_size), dtype=torch.uint8, device=device)
     labels = torch.randint(0, num_classes, (b,), device=device)
-    stats = [torch.full((1, 3, 1, 1), 0.5, device=device), torch.full((1, 3, 1, 1), 0.25, device=device)]
+    prep = Normalize.fit(images, channels_last=device.type == "cuda")
 
     for _ in range(warmup):  # compilation, autotuning, allocator warm-up
-        train_step(forward, optimizer, scheduler, images, labels, stats, cfg, device)
+        train_step(forward, optimizer, scheduler, images, labels, prep, cfg)
     sync(device)
     start = time.perf_counter()
     for _ in range(steps):
-        train_step(forward, optimizer, scheduler, images, labels, stats, cfg, device)
+        train_step(forward, optimizer, scheduler, images, labels, prep, cfg)
     sync(device)
     train_rate = steps * b / (time.perf_counter() - start)
 
     model.eval()
     with torch.no_grad(), autocast(device, cfg.train.amp):
-        model(to_input(images, stats, device))
+        model(prep.uint8(images))
         sync(device)
         start = time.perf_counter()
         for _ in range(steps):
-            model(to_input(images, stats, device))
+            model(prep.uint8(images))
         sync(device)
     eval_rate = steps * b / (time.perf_counter() - start)
     return {"params": num_params(model), "flops": flops, "train": train_rate, "eval": eval_rate}

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from conftest import TRENDS, cifar_sample, ctrl_c_after_first_checkpoint, run_dirs
+from trends.core.modules import num_params
 from trends.vision.subsets import nested_stratified_subsets
-from trends.vit_vs_cnn.models import ViT, ResNet, flops_per_image, num_params
+from trends.vit_vs_cnn.models import ViT, ResNet, flops_per_image
 from trends.vit_vs_cnn.report import crossover
 from trends.vit_vs_cnn.train import Batches
 
@@ -156,7 +157,7 @@ def test_ctrl_c_mid_cell_then_resume_matches_an_uninterrupted_run(workdir, cli, 
     (run,) = run_dirs(workdir, "vit-vs-cnn")
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
     saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
-    assert saved["results"] == {} and 20 <= saved["cell"]["step"] < 200  # stopped inside the cell
+    assert saved["state"]["results"] == {} and 20 <= saved["state"]["cell_step"] < 200  # stopped inside the cell
 
     code, output = cli("vit-vs-cnn", "--resume", str(run))
     assert code == 0, output

@@ -160,7 +160,7 @@ class LossWindow:
     tracked as a stream, so that a run resumed mid-window logs the very means an uninterrupted one would."""
 
     def __init__(self, device: torch.device):
-        self.total = torch.zeros((), dtype=torch.float64, device=device)
+        self.total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
         self.count = 0
 
     def add(self, loss: torch.Tensor) -> None:

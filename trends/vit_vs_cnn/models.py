@@ -165,10 +165,6 @@ def build_model(name: str, cfg: DictConfig, image_size: int, num_classes: int) -
     raise ValueError(f"unknown model {name}")
 
 
-def num_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def flops_per_image(model: nn.Module, image_size: int) -> int:
     """Forward FLOPs for one image, counting 2 per multiply-add of every convolution and matrix product (norms,
     activations and softmax are left out, as is usual). Training costs about 3× this (forward + backward).
