@@ -87,10 +87,3 @@ def supervised_reference(encoder: nn.Module, prepare: Callable[[torch.Tensor], t
             correct += (logits.argmax(1) == test.labels[start:start + 1024]).sum().item()
     return correct / len(test)
 
-
-def project_2d(features: torch.Tensor) -> torch.Tensor:
-    """PCA of L2-normalised features (N, D) → (N, 2): the two directions of largest variance."""
-    x = F.normalize(features.float(), dim=1)
-    x = x - x.mean(0)
-    _, _, v = torch.linalg.svd(x, full_matrices=False)
-    return x @ v[:2].T

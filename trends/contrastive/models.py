@@ -81,6 +81,3 @@ class SimCLR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(x))
 
-
-def num_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

@@ -1,7 +1,5 @@
-"""Optimizers for SimCLR (SGD, LARS, AdamW) and the per-step learning-rate schedule (linear warmup → cosine)."""
+"""Optimizers for SimCLR: SGD, LARS and AdamW (the schedule is trends.core.schedule.warmup_cosine)."""
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn as nn
@@ -58,13 +56,3 @@ class LARS(torch.optim.Optimizer):
                     buf.mul_(group["momentum"]).add_(grad)
                 p.add_(buf, alpha=-group["lr"])
 
-
-def warmup_cosine(warmup_steps: int, total_steps: int, min_factor: float = 0.0):
-    """LR multiplier per step: linear warmup from ~0 to 1, then cosine down to `min_factor` at the last step."""
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor

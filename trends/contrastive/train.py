@@ -1,6 +1,7 @@
 """`trends contrastive`: SimCLR pretraining with a kNN monitor every epoch, then the honest comparisons.
 
-Reads top-down: setup → (resume) → the loop → the end of the run (linear probe, baselines, plots, summary).
+Reads top-down: data → model → the step → the kNN monitor → the end of the run (linear probe, baselines, plots,
+summary); the shared scaffolding (resume, checkpoints, the NaN guard, Ctrl-C, progress) is trends.core.loop's.
 The whole dataset sits on the training device as uint8; each step draws a batch, makes two augmented views there
 (trends.contrastive.augment) and takes one NT-Xent step on both.
 
@@ -11,42 +12,52 @@ The kNN monitor shards feature extraction over the ranks and gathers the feature
 from __future__ import annotations
 
 import logging
-import math
 import time
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from trends.contrastive import plots as view_plots
 from trends.contrastive.augment import two_views
 from trends.contrastive.data import SimCLRData, load_data
-from trends.contrastive.evaluate import linear_probe, project_2d, supervised_reference
+from trends.contrastive.evaluate import linear_probe, supervised_reference
 from trends.contrastive.loss import nt_xent
-from trends.contrastive.models import SimCLR, build_encoder, num_params
-from trends.contrastive.optim import build_optimizer, warmup_cosine
+from trends.contrastive.models import SimCLR, build_encoder
+from trends.contrastive.optim import build_optimizer
 from trends.core import plots
-from trends.core.checkpoint import load_checkpoint, load_state_dicts, save_checkpoint, state_dicts
-from trends.core.device import autocast, describe, resolve_device
-from trends.core.distributed import (any_rank, broadcast_buffers, data_parallel, gather_objects, gather_rows,
-                                     gather_with_gradient, init_distributed, rank_entry, shutdown)
-from trends.core.errors import Diverged, RunInterrupted, UserError
-from trends.core.progress import Progress
+from trends.core.device import autocast, describe
+from trends.core.distributed import broadcast_buffers, data_parallel, gather_rows, gather_with_gradient
+from trends.core.errors import UserError
+from trends.core.loop import Loop, LossWindow, TrainState
+from trends.core.modules import num_params
+from trends.core.ranks import Dist
 from trends.core.run import Run
-from trends.core.seed import capture_rng, restore_rng, seed_everything
+from trends.core.schedule import warmup_cosine, whole_epochs
+from trends.core.seed import derive_seed, seed_everything
 from trends.vision.knn import extract_features, knn_accuracy
+from trends.vision.normalize import Normalize
 
 log = logging.getLogger("trends.contrastive")
 
 
-def run(cfg: DictConfig, run: Run) -> None:
-    dist, device = init_distributed(resolve_device(cfg.device))
+@dataclass
+class SimCLRState(TrainState):
+    random_init_knn: float | None = None  # the untrained encoder's kNN accuracy: what self-supervision has to beat
+    train_time: float = 0.0  # seconds of training steps alone (no evaluation), for images/s
+    eval_time: float = 0.0  # seconds of kNN monitoring
+
+
+def main(cfg: DictConfig, run: Run) -> None:
+    loop = Loop(run, cfg.device, SimCLRState())
+    dist, device, t = loop.dist, loop.device, cfg.train
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # the initial weights come from fresh_encoder
     if device.type == "cuda" and not cfg.deterministic:
         torch.backends.cudnn.benchmark = True  # fixed shapes every step: let cuDNN pick its fastest kernels once
-    t = cfg.train
-    epochs = _whole_epochs(t.epochs)
+    epochs = whole_epochs(t.epochs)
     data = load_data(cfg.data).to(device)
     aug = OmegaConf.merge(cfg.aug, {"size": cfg.aug.size or data.pretrain.images.shape[-1]})
     prepare = Normalize.fit(data.pretrain.images, channels_last=t.channels_last)
@@ -60,51 +71,20 @@ def run(cfg: DictConfig, run: Run) -> None:
     if steps_per_epoch == 0:
         raise UserError(f"train.batch_size={t.batch_size} is larger than the {len(data.pretrain)} training images; "
                         "lower it")
-    total_steps = epochs * steps_per_epoch
-    warmup = round(cfg.optim.warmup_epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
-    views_rng = torch.Generator(device=device).manual_seed(cfg.seed + dist.rank)  # augmentations, saved for resume
-    amp = partial(autocast, device, t.amp)
-    state = {"step": 0, "random_init_knn": None, "train_time": 0.0, "eval_time": 0.0, "recent": []}
-
+    steps = epochs * steps_per_epoch
+    scheduler = warmup_cosine(optimizer, round(cfg.optim.warmup_epochs * steps_per_epoch), steps)
+    views = torch.Generator(device=device).manual_seed(cfg.seed + dist.rank)  # this rank's augmentations
+    window = LossWindow(device)
+    loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"views": views, "loss": window})
+    loop.keep(model_config=OmegaConf.to_container(cfg.model))
     if cfg.resume:
-        ckpt = load_checkpoint(run.checkpoint_path)
-        load_state_dicts(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
-        views_rng.set_state(rank_entry(ckpt["views_rng"], dist))
-        restore_rng(rank_entry(ckpt["rng"], dist))
-        state = ckpt["state"]
-        run.rewind(state["step"], ckpt["elapsed"])
-        log.info("resumed at step %d of %d (epoch %d)", state["step"], total_steps, state["step"] // steps_per_epoch)
+        loop.resume()
 
-    forward = torch.compile(parallel) if t.compile and device.type == "cuda" else parallel
-    num_classes = len(data.bank.classes)
-
-    def knn_eval() -> tuple[float, torch.Tensor]:
-        """kNN accuracy of the current encoder (bank: labelled train images, queries: test), and the test features."""
-        tic = time.perf_counter()
-        broadcast_buffers(model)  # every rank extracts with rank 0's BatchNorm statistics
-
-        def features(images: torch.Tensor) -> torch.Tensor:  # this rank's share, then all of them in order
-            mine = images[dist.share(len(images))]
-            return gather_rows(extract_features(model.encoder, mine, prepare.uint8, cfg.eval.batch_size, amp))
-
-        bank, queries = features(data.bank.images), features(data.test.images)
-        acc = knn_accuracy(bank, data.bank.labels, queries, data.test.labels, num_classes, cfg.eval.knn_k,
-                           cfg.eval.knn_temperature)
-        state["eval_time"] += time.perf_counter() - tic
-        return acc, queries
-
-    def checkpoint() -> None:
-        rank_states = gather_objects((views_rng.get_state(), capture_rng()))  # every rank's own RNG streams
-        if run.is_main:
-            save_checkpoint(run.checkpoint_path, {
-                **state_dicts(model=model, optimizer=optimizer, scheduler=scheduler),
-                "views_rng": [v for v, _ in rank_states],
-                "rng": [r for _, r in rank_states], "state": dict(state), "elapsed": run.elapsed,
-                "model_config": OmegaConf.to_container(cfg.model)})
-
+    forward = loop.compile(parallel, t.compile)
+    amp = partial(autocast, device, t.amp)
+    knn = partial(knn_eval, model, data, prepare, cfg.eval, amp, dist)
     run.update(params=num_params(model.encoder), head_params=num_params(model.head), device=describe(device),
-               total_steps=total_steps, steps_per_epoch=steps_per_epoch, batch_size=t.batch_size,
+               total_steps=steps, steps_per_epoch=steps_per_epoch, batch_size=t.batch_size,
                pretrain_images=len(data.pretrain), bank_images=len(data.bank), test_images=len(data.test),
                view_size=aug.size, headline="knn_acc")
     log.info("SimCLR: %s encoder (%.2fM params) on %s%s; %d pretraining images, %d epochs of %d steps × %d images",
@@ -112,22 +92,23 @@ def run(cfg: DictConfig, run: Run) -> None:
              f" × {dist.world} processes" if dist.active else "", len(data.pretrain), epochs, steps_per_epoch,
              t.batch_size)
 
-    if state["random_init_knn"] is None:  # the untrained encoder: what self-supervision has to beat
-        state["random_init_knn"], _ = knn_eval()
-        run.log(0, "knn", epoch=0, knn_acc=state["random_init_knn"])
-        log.info("random-init encoder: kNN accuracy %.4f", state["random_init_knn"])
+    state = loop.state
+    if state.random_init_knn is None:  # the untrained encoder: what self-supervision has to beat
+        state.random_init_knn, _, seconds = knn()
+        state.eval_time += seconds
+        run.log(0, "knn", epoch=0, knn_acc=state.random_init_knn)
+        log.info("random-init encoder: kNN accuracy %.4f", state.random_init_knn)
 
-    recent = state["recent"]  # losses since the last record (in the checkpoint: a resumed run logs the same means)
     final = None  # the last epoch's (kNN accuracy, test features)
-    with Progress(total_steps, "contrastive", completed=state["step"], unit="img") as progress:
-        while state["step"] < total_steps:
-            epoch = state["step"] // steps_per_epoch
+    with loop.progress(steps, unit="img") as progress:
+        while state.step < steps:
+            epoch = state.step // steps_per_epoch
             order = epoch_order(len(data.pretrain), cfg.seed, epoch, device)
             parallel.train()
-            for i in range(state["step"] % steps_per_epoch, steps_per_epoch):
+            for i in range(state.step % steps_per_epoch, steps_per_epoch):
                 tic = time.perf_counter()
-                mine = order[i * t.batch_size:(i + 1) * t.batch_size][dist.rank * share:(dist.rank + 1) * share]
-                first, second = two_views(data.pretrain.images[mine], aug, views_rng)
+                mine = dist.mine(order[i * t.batch_size:(i + 1) * t.batch_size])
+                first, second = two_views(data.pretrain.images[mine], aug, views)
                 with amp():
                     z = forward(prepare(torch.cat([first, second])))
                 z1, z2 = gather_with_gradient(z[:share]), gather_with_gradient(z[share:])  # the global batch
@@ -136,38 +117,35 @@ def run(cfg: DictConfig, run: Run) -> None:
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                loss_value = loss.item()  # the same on every rank; a sync point, so the timing is honest on GPUs
-                state["step"] += 1
-                step = state["step"]
-                if not math.isfinite(loss_value):
-                    raise Diverged(step, loss_value)
-                state["train_time"] += time.perf_counter() - tic
-                images_per_s = step * t.batch_size / state["train_time"]
-                recent.append(loss_value)
+                state.step += 1
+                window.add(loss)
+                loss_value = loop.finite(loss)  # a sync point, so the timing is honest on GPUs
+                state.train_time += time.perf_counter() - tic
+                images_per_s = state.step * t.batch_size / state.train_time
                 progress.advance(rate=images_per_s)
+                step = state.step
                 if step % t.log_every == 0 or step % steps_per_epoch == 0:
-                    run.log(step, "train", epoch=round(step / steps_per_epoch, 4), loss=sum(recent) / len(recent),
+                    run.log(step, "train", epoch=round(step / steps_per_epoch, 4), loss=window.mean(),
                             lr=scheduler.get_last_lr()[0], images_per_s=round(images_per_s, 1))
-                    recent.clear()
-                if step % steps_per_epoch and any_rank(run.stop_requested, device):  # (an epoch's end: below)
-                    checkpoint()
-                    raise RunInterrupted(step)
+                if step % steps_per_epoch:  # (an epoch's last step stops below, after its kNN point)
+                    loop.stop_if_asked()
 
             done = epoch + 1
             if done % cfg.eval.knn_every == 0 or done == epochs:
-                acc, test_features = knn_eval()
+                acc, test_features, seconds = knn()
+                state.eval_time += seconds
                 final = (acc, test_features) if done == epochs else None
-                run.log(state["step"], "knn", epoch=done, knn_acc=acc)
+                run.log(state.step, "knn", epoch=done, knn_acc=acc)
                 progress.note(f"epoch {done}/{epochs}: loss {loss_value:.3f}  "
-                              f"kNN {acc:.4f} (random init {state['random_init_knn']:.4f})")
-            checkpoint()
-            if any_rank(run.stop_requested, device):
-                raise RunInterrupted(state["step"])
+                              f"kNN {acc:.4f} (random init {state.random_init_knn:.4f})")
+            loop.checkpoint()
+            loop.stop_if_asked()
 
-    final_acc, test_features = final or knn_eval()  # (a run resumed after its last epoch)
-    if run.is_main:  # the references and plots
-        finish(run, cfg, model, data, prepare, aug, state, amp, final_acc, test_features, device)
-    shutdown()
+    if final is None:  # a run resumed after its last epoch
+        acc, test_features, seconds = knn()
+        state.eval_time += seconds
+        final = acc, test_features
+    loop.finish(lambda: finish(run, cfg, model, data, prepare, aug, state, amp, *final, device))
 
 
 def fresh_encoder(cfg: DictConfig, device) -> nn.Module:
@@ -179,39 +157,34 @@ def fresh_encoder(cfg: DictConfig, device) -> nn.Module:
 
 def epoch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
     """A permutation per (seed, epoch): a resumed run walks exactly the batches an uninterrupted one would."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch))
     return torch.randperm(n, generator=generator).to(device)
 
 
-class Normalize:
-    """Per-channel standardisation with the pretraining set's own mean and std (so any ImageFolder works)."""
+def knn_eval(model: SimCLR, data: SimCLRData, prepare: Normalize, cfg: DictConfig, amp, dist: Dist
+             ) -> tuple[float, torch.Tensor, float]:
+    """kNN accuracy of the current encoder (bank: labelled train images, queries: test), the test features, and
+    the seconds it took. Every rank extracts its share of the features, and all of them get the whole set."""
+    tic = time.perf_counter()
+    broadcast_buffers(model)  # every rank extracts with rank 0's BatchNorm statistics
 
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor, channels_last: bool):
-        self.mean, self.std = mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    def features(images: torch.Tensor) -> torch.Tensor:  # this rank's share, then all of them in order
+        mine = images[dist.share(len(images))]
+        return gather_rows(extract_features(model.encoder, mine, prepare.uint8, cfg.batch_size, amp))
 
-    @classmethod
-    def fit(cls, images: torch.Tensor, channels_last: bool) -> "Normalize":
-        """Mean and std over an evenly strided sample of ≤ 5k of `images` (N, 3, H, W) uint8 (folders list class
-        by class, so the first 5k could be a few classes)."""
-        sample = images[::max(1, len(images) // 5000)].float() / 255
-        return cls(sample.mean(dim=(0, 2, 3)), sample.std(dim=(0, 2, 3)), channels_last)
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Floats in [0, 1] (N, 3, H, W) → standardised, in the model's memory format."""
-        return ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format)
-
-    def uint8(self, images: torch.Tensor) -> torch.Tensor:
-        return self(images.float() / 255)
+    bank, queries = features(data.bank.images), features(data.test.images)
+    acc = knn_accuracy(bank, data.bank.labels, queries, data.test.labels, len(data.bank.classes), cfg.knn_k,
+                       cfg.knn_temperature)
+    return acc, queries, time.perf_counter() - tic
 
 
 def finish(run: Run, cfg: DictConfig, model: SimCLR, data: SimCLRData, prepare: Normalize, aug: DictConfig,
-           state: dict, amp, acc: float, test_features: torch.Tensor, device) -> None:
+           state: SimCLRState, amp, acc: float, test_features: torch.Tensor, device) -> None:
     """Linear probe, random-init and supervised references, plots and the summary's metrics (acc and
     test_features: the final encoder's kNN accuracy and test features)."""
     e = cfg.eval
     knn = run.history("knn")
-    random_init = state["random_init_knn"]
+    random_init = state.random_init_knn
     metrics = {"knn_acc": round(acc, 4), "random_init_knn_acc": round(random_init, 4),
                "knn_gain_points": round(100 * (acc - random_init), 2),
                "best_knn_acc": round(max(r["knn_acc"] for r in knn[1:]), 4) if len(knn) > 1 else round(acc, 4)}
@@ -235,8 +208,8 @@ def finish(run: Run, cfg: DictConfig, model: SimCLR, data: SimCLRData, prepare: 
         references[f"supervised ({metrics['supervised_acc']:.3f})"] = metrics["supervised_acc"]
     train = run.history("train")
     metrics.update(final_loss=round(train[-1]["loss"], 4) if train else None,
-                   images_per_s=round(state["step"] * cfg.train.batch_size / max(state["train_time"], 1e-9), 1))
-    run.update(metrics=metrics, train_s=round(state["train_time"], 1), knn_eval_s=round(state["eval_time"], 1))
+                   images_per_s=round(state.step * cfg.train.batch_size / max(state.train_time, 1e-9), 1))
+    run.update(metrics=metrics, train_s=round(state.train_time, 1), knn_eval_s=round(state.eval_time, 1))
 
     plots.line_plot(run.plots_dir / "knn.png", {"SimCLR encoder": ([r["epoch"] for r in knn],
                                                                    [r["knn_acc"] for r in knn])},
@@ -245,17 +218,13 @@ def finish(run: Run, cfg: DictConfig, model: SimCLR, data: SimCLRData, prepare: 
     plots.learning_curves(run.plots_dir / "loss.png", train, "loss", x="epoch",
                           title=f"NT-Xent loss (temperature {cfg.loss.temperature})")
     shown = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(0))[:e.embedding_points]
-    plots.scatter_2d(run.plots_dir / "embedding.png", project_2d(test_features[shown.to(device)]).cpu().numpy(),
-                     data.test.labels[shown.to(device)].cpu().numpy(), class_names=data.test.classes,
-                     title="test embeddings (PCA of the encoder's features)")
+    shown = shown.to(device)
+    # L2-normalised first: the PCA then shows the cosine geometry that NT-Xent and the kNN monitor work in
+    plots.scatter_pca(run.plots_dir / "embedding.png", F.normalize(test_features[shown].float(), dim=1),
+                      data.test.labels[shown], class_names=data.test.classes,
+                      title="test embeddings (PCA of the encoder's features)")
     originals = data.test.images[::max(1, len(data.test) // 8)][:8]  # strided: folders list class by class
     first, second = two_views(originals, aug, torch.Generator(device=device).manual_seed(cfg.seed))
     view_plots.view_pairs(run.plots_dir / "views.png", originals, first, second)
     log.info("kNN accuracy %.4f vs %.4f for the random-init encoder (+%.1f points); %.0f images/s",
              acc, random_init, metrics["knn_gain_points"], metrics["images_per_s"])
-
-
-def _whole_epochs(epochs) -> int:
-    if epochs is None or epochs <= 0 or not float(epochs).is_integer():
-        raise UserError(f"train.epochs={epochs}: give a whole number of epochs ≥ 1")
-    return int(epochs)
