@@ -17,10 +17,10 @@ warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # torch_geome
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra import compose, initialize_config_module  # noqa: E402
 from torch_geometric.nn import GATConv, GCNConv  # noqa: E402
 
-from cli.bridge import CONF_DIR  # noqa: E402
+from trends.cli.bridge import CONFIGS  # noqa: E402
 from trends.gnn.data import load_node_task  # noqa: E402
 from trends.gnn.models import NodeNet, param_groups  # noqa: E402
 
@@ -101,7 +101,7 @@ def main() -> None:
     print(f"{'model':6} {'example recipe':>15} {'trends gnn':>11} {'speed-up':>9}   {'eval: example':>13} "
           f"{'trends':>7}")
     for name in ("gcn", "gat"):
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        with initialize_config_module(config_module=CONFIGS, version_base="1.3"):
             cfg = compose("gnn", overrides=[f"model={name}", "data=cora", root])
         task = load_node_task(cfg.data)  # ours: sparse, row-normalised X
         x_dense = task.x.to_dense()  # the examples' X: the same numbers, dense (T.NormalizeFeatures)

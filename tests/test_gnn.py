@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import run_dirs, shared
+from conftest import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, trends
 
 from trends.gnn.data import stratified_folds, synthetic_node_task
 from trends.gnn.models import NodeNet
@@ -62,6 +62,28 @@ def test_resuming_a_finished_cross_validation_trains_no_fold_again(workdir, cli)
     assert code == 0, out
     assert (run / "metrics.jsonl").read_text() == lines  # every fold came from the checkpoint
     assert summary(run)["metrics"] == before["metrics"] and summary(run)["resumed"] == 1
+
+
+def test_ctrl_c_during_cross_validation_resumes_as_if_never_stopped(workdir):
+    """The first checkpoint is the end of fold 1; Ctrl-C lands in a later fold, whose model, optimizer, batch
+    order and RNG come back from the checkpoint: every logged point equals an uninterrupted run's."""
+    args = ["gnn", "--smoke", "task=graph", "--epochs", "20", "train.plots=false"]
+    straight = trends(*args, cwd=workdir, env={"TRENDS_OUTPUTS": "straight"})
+    assert straight.returncode == 0, straight.stderr
+    [reference] = (workdir / "straight" / "gnn").iterdir()
+    code, err = ctrl_c_after_first_checkpoint([*TRENDS, *args], "gnn", workdir)
+    assert code == 130, err
+    [run] = run_dirs(workdir, "gnn")
+    assert summary(run)["status"] == "interrupted"
+    resumed = trends("gnn", "--resume", str(run), cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr
+
+    def points(run_dir):
+        return [{k: v for k, v in json.loads(line).items() if k != "elapsed"}
+                for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+    assert points(run) == points(reference)
+    assert summary(run)["fold_acc"] == summary(reference)["fold_acc"] and summary(run)["resumed"] == 1
 
 
 def test_karate_club(workdir, cli):

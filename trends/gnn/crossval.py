@@ -6,9 +6,9 @@ across folds, optimistic) is reported beside it as `acc_best_epoch`.
 from __future__ import annotations
 
 import logging
-import math
 import statistics
 import time
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -17,21 +17,30 @@ from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
 from trends.core import plots
-from trends.core.checkpoint import load_checkpoint, load_state_dicts, save_checkpoint, state_dicts
 from trends.core.device import autocast, describe
-from trends.core.errors import Diverged, RunInterrupted
-from trends.core.progress import Progress
+from trends.core.loop import Loop, TrainState
+from trends.core.modules import num_params
 from trends.core.run import Run
-from trends.core.seed import capture_rng, restore_rng
+from trends.core.seed import derive_seed
 from trends.gnn.data import load_graph_dataset, stratified_folds
-from trends.gnn.models import GraphNet, num_params, param_groups
-from trends.gnn.plots import pca_2d
+from trends.gnn.models import GraphNet, param_groups
 
 log = logging.getLogger("trends.gnn")
 
 
-def cross_validate(cfg: DictConfig, run: Run, device: torch.device) -> None:
-    t = cfg.train
+@dataclass
+class FoldsState(TrainState):
+    """`step`: the epochs done over all folds (fold × epochs + epoch)."""
+    fold: int = 0  # the fold in progress
+    epoch: int = 0  # its epochs done
+    curve: list = field(default_factory=list)  # its held-out accuracy after each epoch
+    final_acc: list = field(default_factory=list)  # per finished fold: the held-out accuracy at the last epoch
+    curves: list = field(default_factory=list)  # per finished fold: its curve
+    epoch_s: list = field(default_factory=list)  # seconds of each training epoch, every fold
+
+
+def cross_validate(cfg: DictConfig, loop: Loop) -> None:
+    run, device, t = loop.run, loop.device, cfg.train
     dataset = load_graph_dataset(cfg.data)
     # A plain list of graphs already on the device: indexing a torch_geometric dataset rebuilds each graph on
     # every access, which would cost more than training on molecules this small.
@@ -39,24 +48,20 @@ def cross_validate(cfg: DictConfig, run: Run, device: torch.device) -> None:
     y = torch.cat([g.y for g in graphs]).cpu()
     num_classes, in_dim = int(y.max()) + 1, graphs[0].num_node_features
     folds = stratified_folds(y, t.folds, torch.Generator().manual_seed(cfg.seed))
-    results = {"final_acc": [], "curves": [], "epoch_s": []}  # per finished fold
-    resume = None
-    if cfg.resume:
-        resume = load_checkpoint(run.checkpoint_path, map_location=device)
-        results = resume["results"]
-        restore_rng(resume["rng"])
-        run.rewind(resume["step"], resume["elapsed"])
-        log.info("resumed at fold %d, epoch %d", resume["fold"] + 1, resume["epoch"])
-
+    # Built before the resume, as before the first fold: a run resumed between folds draws the next fold's
+    # initial weights from the global RNG just where the uninterrupted run did.
     model = GraphNet(cfg.model, in_dim, num_classes)
+    if cfg.resume:
+        loop.resume()
     run.update(params=num_params(model), device=describe(device), headline="test_acc", task="graph",
                graphs=len(graphs), classes=num_classes, features=in_dim, folds=t.folds)
     log.info("%d-fold cross-validation of %s on %s: %d graphs, %d classes, %d params on %s", t.folds,
              cfg.model.name.upper(), cfg.data.name, len(graphs), num_classes, num_params(model), describe(device))
 
-    first_fold = len(results["final_acc"])
-    with Progress(t.folds * t.epochs, "gnn", completed=first_fold * t.epochs, unit="epoch") as progress:
-        for fold in range(first_fold, t.folds):
+    state = loop.state
+    with loop.progress(t.folds * t.epochs, unit="epoch") as progress:
+        while state.fold < t.folds:
+            fold = state.fold
             held_out = set(folds[fold].tolist())
             train_graphs = [g for i, g in enumerate(graphs) if i not in held_out]
             test_batch = Batch.from_data_list([graphs[i] for i in folds[fold].tolist()])
@@ -64,48 +69,37 @@ def cross_validate(cfg: DictConfig, run: Run, device: torch.device) -> None:
             optimizer = torch.optim.Adam(param_groups(model, cfg.optim.weight_decay, cfg.optim.decay),
                                          lr=cfg.optim.lr)
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, t.lr_step, t.lr_gamma)
-            order = torch.Generator().manual_seed(cfg.seed * 1000 + fold)  # shuffling of this fold's batches
-            epoch, curve, epoch_s = 0, [], []
-            if resume is not None and resume["fold"] == fold and resume["epoch"] > 0:
-                load_state_dicts(resume, model=model, optimizer=optimizer, scheduler=scheduler)
-                order.set_state(resume["order"])
-                epoch, curve, epoch_s = resume["epoch"], resume["curve"], resume["epoch_s"]
+            order = torch.Generator().manual_seed(derive_seed(cfg.seed, "fold", fold))  # this fold's batches
+            loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"order": order})
             loader = DataLoader(train_graphs, batch_size=t.batch_size, shuffle=True, generator=order)
-
-            def checkpoint(**fold_state) -> None:
-                save_checkpoint(run.checkpoint_path, {
-                    "fold": fold, "epoch": epoch, "step": fold * t.epochs + epoch, "results": results,
-                    "rng": capture_rng(), "elapsed": run.elapsed, **fold_state})
-
-            while epoch < t.epochs:
+            while state.epoch < t.epochs:
                 tic = time.perf_counter()
                 train_loss, train_acc = train_epoch(model, loader, optimizer, device, t.amp)
                 scheduler.step()
-                epoch_s.append(time.perf_counter() - tic)
-                epoch += 1
-                step = fold * t.epochs + epoch
-                if not math.isfinite(train_loss):
-                    raise Diverged(step, train_loss)
+                state.epoch_s.append(time.perf_counter() - tic)
+                state.epoch += 1
+                state.step += 1
+                loop.finite(train_loss)  # NaN or inf ends the run as diverged
                 test_loss, test_acc = evaluate(model, test_batch, device, t.amp)
-                curve.append(test_acc)
-                run.log(step, "train", epoch=epoch, fold=fold, loss=round(train_loss, 5), acc=round(train_acc, 3))
-                run.log(step, "test", epoch=epoch, fold=fold, loss=round(test_loss, 5), acc=round(test_acc, 3))
-                progress.advance(rate=1 / epoch_s[-1])
-                if epoch % t.log_every == 0 or epoch == t.epochs:
-                    progress.note(f"fold {fold + 1}/{t.folds} epoch {epoch}: loss {train_loss:.3f}  "
+                state.curve.append(test_acc)
+                run.log(state.step, "train", epoch=state.epoch, fold=fold, loss=round(train_loss, 5),
+                        acc=round(train_acc, 3))
+                run.log(state.step, "test", epoch=state.epoch, fold=fold, loss=round(test_loss, 5),
+                        acc=round(test_acc, 3))
+                progress.advance(rate=1 / state.epoch_s[-1])
+                if state.epoch % t.log_every == 0 or state.epoch == t.epochs:
+                    progress.note(f"fold {fold + 1}/{t.folds} epoch {state.epoch}: loss {train_loss:.3f}  "
                                   f"train {train_acc:.1f}%  test {test_acc:.1f}%")
-                if run.stop_requested:
-                    checkpoint(**state_dicts(model=model, optimizer=optimizer, scheduler=scheduler),
-                               order=order.get_state(), curve=curve, epoch_s=epoch_s)
-                    raise RunInterrupted(step)
-            results["final_acc"].append(curve[-1])
-            results["curves"].append(curve)
-            results["epoch_s"] += epoch_s
-            log.info("fold %d/%d: test accuracy %.1f%% (%d graphs)", fold + 1, t.folds, curve[-1], len(held_out))
-            fold, epoch = fold + 1, 0
-            checkpoint()  # a finished fold is never trained again
+                loop.stop_if_asked()
+            state.final_acc.append(state.curve[-1])
+            state.curves.append(state.curve)
+            log.info("fold %d/%d: test accuracy %.1f%% (%d graphs)", fold + 1, t.folds, state.curve[-1],
+                     len(held_out))
+            state.fold, state.epoch, state.curve = fold + 1, 0, []
+            loop.track()  # between folds a checkpoint holds the results and the RNG, no model
+            loop.checkpoint()  # a finished fold is never trained again
 
-    finish(run, cfg, model, graphs, y, results)
+    loop.finish(lambda: finish(run, cfg, model, graphs, y, state))
 
 
 def train_epoch(model: GraphNet, loader: DataLoader, optimizer, device, amp: bool) -> tuple[float, float]:
@@ -133,12 +127,12 @@ def evaluate(model: GraphNet, batch: Batch, device, amp: bool) -> tuple[float, f
     return F.cross_entropy(out, batch.y).item(), 100.0 * (out.argmax(-1) == batch.y).float().mean().item()
 
 
-def finish(run: Run, cfg: DictConfig, model: GraphNet, graphs: list, y: torch.Tensor, results: dict) -> None:
+def finish(run: Run, cfg: DictConfig, model: GraphNet, graphs: list, y: torch.Tensor, state: FoldsState) -> None:
     """Mean ± std over folds, the GIN-protocol number, curves and a 2-D view of the graph embeddings."""
-    accs, curves = results["final_acc"], results["curves"]
+    accs, curves = state.final_acc, state.curves
     mean_curve = [statistics.fmean(c[e] for c in curves) for e in range(len(curves[0]))]
     best_epoch = max(range(len(mean_curve)), key=mean_curve.__getitem__)
-    epoch_ms = 1000 * statistics.median(results["epoch_s"])
+    epoch_ms = 1000 * statistics.median(state.epoch_s)
     if cfg.train.plots:
         train = {}
         for r in run.history("train"):
@@ -152,10 +146,10 @@ def finish(run: Run, cfg: DictConfig, model: GraphNet, graphs: list, y: torch.Te
         model.eval()
         with torch.no_grad():
             everything = Batch.from_data_list(graphs)
-            pooled = model.embed(everything.x, everything.edge_index, everything.batch).float().cpu()
-        plots.scatter_2d(run.plots_dir / "embeddings.png", pca_2d(pooled), y.numpy(),
-                         title=f"{cfg.model.name.upper()} graph embeddings (PCA, last fold's model)",
-                         class_names=[f"class {c}" for c in range(int(y.max()) + 1)])
+            pooled = model.embed(everything.x, everything.edge_index, everything.batch)
+        plots.scatter_pca(run.plots_dir / "embeddings.png", pooled, y,
+                          title=f"{cfg.model.name.upper()} graph embeddings (PCA, last fold's model)",
+                          class_names=[f"class {c}" for c in range(int(y.max()) + 1)])
     run.update(metrics={
         "test_acc": round(statistics.fmean(accs), 2),
         "test_acc_std": round(statistics.stdev(accs), 2),

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch_geometric.transforms as T
 from omegaconf import DictConfig
 from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.utils import erdos_renyi_graph, stochastic_blockmodel_graph, to_torch_csr_tensor, to_undirected
 
 from trends.core.data import cache_dir, data_root, is_writable
 from trends.core.errors import UserError
@@ -46,28 +49,29 @@ class NodeTask:
     def adjacency(self) -> Tensor:
         """The transposed adjacency (N, N) as sparse CSR: row i holds the nodes that send to i. Layers given this
         instead of edge_index aggregate by sparse matmul, never building one message per edge."""
-        n, ones = self.num_nodes, torch.ones(self.edge_index.size(1), device=self.edge_index.device)
-        adj = torch.sparse_coo_tensor(self.edge_index.flip(0), ones, (n, n), check_invariants=True).coalesce()
-        with warnings.catch_warnings():  # torch calls its CSR support beta; CSR is what torch_geometric wants
+        with torch.sparse.check_sparse_tensor_invariants(), warnings.catch_warnings():
+            # torch calls its CSR support beta; CSR is what torch_geometric wants
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return adj.to_sparse_csr()
+            return to_torch_csr_tensor(self.edge_index.flip(0), size=self.num_nodes)
 
 
 # -- node classification ------------------------------------------------------------------------------------------
 def load_node_task(cfg: DictConfig) -> NodeTask:
     """The graph named by `cfg.name` (cora | citeseer | pubmed | karate | synthetic), features row-normalised
     when `cfg.normalize_features` and stored sparse when `cfg.sparse_features` (Cora's X is 98.7% zeros)."""
+    normalize = T.NormalizeFeatures() if cfg.get("normalize_features") else None  # rows sum to 1 (Kipf & Welling)
     if cfg.kind == "planetoid":
         from torch_geometric.datasets import Planetoid
 
         files = [f"ind.{cfg.pyg_name.lower()}.{f}" for f in PLANETOID_FILES]
         folder = _pyg_folder(cfg, files)
-        data = _open(cfg, folder, files, lambda root: Planetoid(str(root), cfg.pyg_name, split="public"))[0]
+        data = _open(cfg, folder, files,
+                     lambda root: Planetoid(str(root), cfg.pyg_name, split="public", transform=normalize))[0]
         masks = {"train": data.train_mask, "val": data.val_mask, "test": data.test_mask}
     elif cfg.kind == "karate":
         from torch_geometric.datasets import KarateClub
 
-        data = KarateClub()[0]
+        data = KarateClub(transform=normalize)[0]
         # One labelled member per community and no held-out split: the other 30 members are the test set,
         # and with no validation nodes the last epoch is the one reported.
         masks = {"train": data.train_mask, "val": torch.zeros_like(data.train_mask), "test": ~data.train_mask}
@@ -75,39 +79,46 @@ def load_node_task(cfg: DictConfig) -> NodeTask:
         return synthetic_node_task(cfg)
     else:
         raise UserError(f"data={cfg.name} is a graph-classification dataset; use it with task=graph")
-    x = data.x.float()
-    if cfg.normalize_features:
-        x = x / x.sum(dim=1, keepdim=True).clamp(min=1)  # row sums to 1, as in Kipf & Welling
-    if cfg.sparse_features:
-        x = x.to_sparse_coo().coalesce()
-    return NodeTask(x, data.edge_index, data.y, masks, int(data.y.max()) + 1, cfg.name)
+    return NodeTask(_stored(data.x.float(), cfg), data.edge_index, data.y, masks, int(data.y.max()) + 1, cfg.name)
+
+
+def _stored(x: Tensor, cfg: DictConfig) -> Tensor:
+    """X as the models get it: sparse COO (coalesced) when `cfg.sparse_features`. Ours, not a torch_geometric
+    transform: its ToSparseTensor makes the adjacency sparse, never X."""
+    return x.to_sparse_coo().coalesce() if cfg.sparse_features else x
 
 
 def synthetic_node_task(cfg: DictConfig) -> NodeTask:
-    """A stochastic block model with noisy bag-of-words features: neither the features nor the edges alone give
-    the class away, together they do (offline, seconds; the graph is fixed by `cfg.graph_seed`)."""
-    g = torch.Generator().manual_seed(cfg.graph_seed)
+    """A stochastic block model (one block per class) with noisy bag-of-words features: neither the features nor
+    the edges alone give the class away, together they do (offline, seconds; the graph is fixed by
+    `cfg.graph_seed`)."""
     n, c, f = cfg.num_nodes, cfg.num_classes, cfg.num_features
-    y = torch.arange(n) % c
-    y = y[torch.randperm(n, generator=g)]
-    same = y[:, None] == y[None, :]
-    prob = torch.where(same, cfg.p_in, cfg.p_out)
-    upper = torch.triu(torch.rand(n, n, generator=g) < prob, diagonal=1)
-    edge_index = (upper | upper.T).nonzero().T.contiguous()
-    # Each node draws `words` feature ids: from its class's topic with probability `signal`, else at random.
-    topic = torch.arange(f // c * c).view(c, f // c)
-    words = torch.randint(f, (n, cfg.words), generator=g)
-    own = topic[y][torch.arange(n)[:, None], torch.randint(topic.size(1), (n, cfg.words), generator=g)]
-    words = torch.where(torch.rand(n, cfg.words, generator=g) < cfg.signal, own, words)
-    x = torch.zeros(n, f).scatter_(1, words, 1.0)
-    x = x / x.sum(dim=1, keepdim=True)
-    order = torch.randperm(n, generator=g)
+    sizes = [n // c + (k < n % c) for k in range(c)]
+    y = torch.arange(c).repeat_interleave(torch.tensor(sizes))
+    with _seeded(cfg.graph_seed):
+        edge_index = stochastic_blockmodel_graph(sizes, torch.full((c, c), cfg.p_out).fill_diagonal_(cfg.p_in))
+        # Each node draws `words` feature ids: from its class's topic with probability `signal`, else at random.
+        topic = torch.arange(f // c * c).view(c, f // c)
+        words = torch.randint(f, (n, cfg.words))
+        own = topic[y][torch.arange(n)[:, None], torch.randint(topic.size(1), (n, cfg.words))]
+        words = torch.where(torch.rand(n, cfg.words) < cfg.signal, own, words)
+        order = torch.randperm(n)
+    data = T.NormalizeFeatures()(Data(x=torch.zeros(n, f).scatter_(1, words, 1.0), edge_index=edge_index, y=y))
     train = torch.cat([order[y[order] == k][: cfg.train_per_class] for k in range(c)])
     rest = order[~torch.isin(order, train)]
     masks = {}
     for name, idx in (("train", train), ("val", rest[: cfg.num_val]), ("test", rest[cfg.num_val:])):
         masks[name] = torch.zeros(n, dtype=torch.bool).index_fill_(0, idx, True)
-    return NodeTask(x.to_sparse_coo().coalesce() if cfg.sparse_features else x, edge_index, y, masks, c, cfg.name)
+    return NodeTask(_stored(data.x, cfg), data.edge_index, y, masks, c, cfg.name)
+
+
+@contextmanager
+def _seeded(seed: int):
+    """torch_geometric's random graphs draw from torch's global RNG: a synthetic dataset draws everything from a
+    fork of it seeded by `seed`, so the data is fixed by graph_seed and the run's own RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 # -- graph classification -----------------------------------------------------------------------------------------
@@ -128,19 +139,18 @@ def load_graph_dataset(cfg: DictConfig):
 
 def synthetic_graphs(cfg: DictConfig) -> list:
     """Two classes of small random graphs that differ in edge density; node features: one of 3 random types."""
-    from torch_geometric.data import Data
-
-    g = torch.Generator().manual_seed(cfg.graph_seed)
     graphs = []
-    for i in range(cfg.num_graphs):
-        label = i % 2
-        n = int(torch.randint(cfg.min_nodes, cfg.max_nodes + 1, (1,), generator=g))
-        upper = torch.triu(torch.rand(n, n, generator=g) < cfg.densities[label], diagonal=1)
-        ring = torch.arange(n)  # a ring keeps every graph connected
-        upper[ring, (ring + 1) % n] = True
-        edge_index = (upper | upper.T).fill_diagonal_(False).nonzero().T.contiguous()
-        x = torch.nn.functional.one_hot(torch.randint(3, (n,), generator=g), 3).float()
-        graphs.append(Data(x=x, edge_index=edge_index, y=torch.tensor([label])))
+    with _seeded(cfg.graph_seed):
+        for i in range(cfg.num_graphs):
+            label = i % 2
+            n = int(torch.randint(cfg.min_nodes, cfg.max_nodes + 1, (1,)))
+            # Erdős–Rényi edges plus a ring, which keeps every graph connected (torch_geometric has no generator
+            # of connected random graphs).
+            ring = torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
+            edge_index = to_undirected(torch.cat([erdos_renyi_graph(n, cfg.densities[label]), ring], dim=1),
+                                       num_nodes=n)
+            x = torch.nn.functional.one_hot(torch.randint(3, (n,)), 3).float()
+            graphs.append(Data(x=x, edge_index=edge_index, y=torch.tensor([label])))
     return graphs
 
 

@@ -120,7 +120,3 @@ def param_groups(model: nn.Module, weight_decay: float, decay: str) -> list[dict
     ids = {id(p) for p in first}
     return [{"params": first, "weight_decay": weight_decay},
             {"params": [p for p in model.parameters() if id(p) not in ids], "weight_decay": 0.0}]
-
-
-def num_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -17,22 +17,15 @@ def node_plots(run: Run, cfg: DictConfig, model, task, graph) -> None:
     plots.learning_curves(run.plots_dir / "loss.png", records, "loss", x="epoch", title=f"{name}: loss")
     model.eval()
     with torch.no_grad():
-        hidden = model.embed(task.x, graph).float().cpu()
+        hidden = model.embed(task.x, graph)
         pred = model(task.x, graph).argmax(-1).cpu()
-    plots.scatter_2d(run.plots_dir / "embeddings.png", pca_2d(hidden), task.y.cpu().numpy(),
-                     title=f"{name}: node embeddings (PCA), coloured by class",
-                     class_names=[f"class {c}" for c in range(task.num_classes)])
+    plots.scatter_pca(run.plots_dir / "embeddings.png", hidden, task.y,
+                      title=f"{name}: node embeddings (PCA), coloured by class",
+                      class_names=[f"class {c}" for c in range(task.num_classes)])
     if task.name == "karate":
         draw_graph(run.plots_dir / "karate.png", task.edge_index.cpu(), pred, task.masks["train"].cpu(),
                    title=f"Karate club: communities predicted by {cfg.model.name.upper()} from 4 labels "
                          f"({(pred == task.y.cpu()).float().mean():.0%} right)")
-
-
-def pca_2d(points: torch.Tensor):
-    """(N, D) → (N, 2) numpy: the two directions of largest variance."""
-    centred = points - points.mean(dim=0)
-    _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    return (centred @ v[:2].T).numpy()
 
 
 def draw_graph(path, edge_index: torch.Tensor, colour: torch.Tensor, ringed: torch.Tensor, *, title: str):

@@ -1,7 +1,8 @@
 """`trends gnn`: node classification on one graph (here), graph classification by cross-validation (crossval.py).
 
 Node classification reads like torch_geometric's examples/gcn.py: full-batch training on the labelled nodes,
-one evaluation of every split per epoch, test accuracy reported at the epoch picked by validation.
+one evaluation of every split per epoch, test accuracy reported at the epoch picked by validation. The shared
+scaffolding (resume, checkpoints, the NaN guard, Ctrl-C, progress) is trends.core.loop's.
 """
 from __future__ import annotations
 
@@ -10,45 +11,51 @@ import logging
 import math
 import statistics
 import time
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from trends.core.checkpoint import load_checkpoint, load_state_dicts, save_checkpoint, state_dicts
-from trends.core.device import autocast, describe, resolve_device
-from trends.core.errors import Diverged, RunInterrupted, UserError
-from trends.core.progress import Progress
+from trends.core.device import autocast, describe
+from trends.core.errors import UserError
+from trends.core.loop import Loop, TrainState
+from trends.core.modules import num_params
 from trends.core.run import Run
-from trends.core.seed import capture_rng, restore_rng, seed_everything
+from trends.core.schedule import whole_epochs
+from trends.core.seed import seed_everything
 from trends.gnn import plots
+from trends.gnn.crossval import FoldsState, cross_validate
 from trends.gnn.data import NodeTask, load_node_task
-from trends.gnn.models import NodeNet, num_params, param_groups
+from trends.gnn.models import NodeNet, param_groups
 
 log = logging.getLogger("trends.gnn")
 
 
-def run(cfg: DictConfig, run: Run) -> None:
-    device = resolve_device(cfg.device)
+@dataclass
+class NodeState(TrainState):
+    """`step`: the epochs done."""
+    best: dict | None = None  # the picked epoch: its number, every split's loss and accuracy
+    best_model: dict | None = None  # the picked epoch's weights (a state_dict), for the plots
+    epoch_s: list = field(default_factory=list)  # seconds of each training epoch
+
+
+def main(cfg: DictConfig, run: Run) -> None:
+    whole_epochs(cfg.train.epochs)
+    graphs = cfg.task == "graph"
+    loop = Loop(run, cfg.device, FoldsState() if graphs else NodeState())
     seed_everything(cfg.seed, cfg.deterministic)
-    if cfg.train.epochs is None or cfg.train.epochs < 1:
-        raise UserError(f"train.epochs={cfg.train.epochs}: give a positive number of epochs")
     threads = torch.get_num_threads()
-    if device.type == "cpu" and cfg.cpu_threads:
+    if loop.device.type == "cpu" and cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)
     try:
-        if cfg.task == "graph":
-            from trends.gnn.crossval import cross_validate
-
-            cross_validate(cfg, run, device)
-        else:
-            train_nodes(cfg, run, device)
+        (cross_validate if graphs else train_nodes)(cfg, loop)
     finally:
         torch.set_num_threads(threads)  # the setting is process-wide: leave it as found
 
 
-def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
-    t = cfg.train
+def train_nodes(cfg: DictConfig, loop: Loop) -> None:
+    run, device, t = loop.run, loop.device, cfg.train
     task = load_node_task(cfg.data)
     model = NodeNet(cfg.model, task.x.size(1), task.num_classes)
     if task.x.is_sparse and not model.sparse_input:
@@ -57,17 +64,11 @@ def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
     graph = task.adjacency() if model.adjacency_input else task.edge_index
     model.to(device)
     optimizer = torch.optim.Adam(param_groups(model, cfg.optim.weight_decay, cfg.optim.decay), lr=cfg.optim.lr)
-    state = {"epoch": 0, "best": None, "best_model": None, "epoch_s": []}
-
+    loop.track(model=model, optimizer=optimizer)
     if cfg.resume:
-        ckpt = load_checkpoint(run.checkpoint_path, map_location=device)
-        load_state_dicts(ckpt, model=model, optimizer=optimizer)
-        restore_rng(ckpt["rng"])
-        state = {k: ckpt[k] for k in state}
-        run.rewind(ckpt["epoch"], ckpt["elapsed"])
-        log.info("resumed at epoch %d of %d", state["epoch"], t.epochs)
+        loop.resume()
 
-    forward = torch.compile(model) if t.compile and device.type == "cuda" else model
+    forward = loop.compile(model, t.compile)
     run.update(params=num_params(model), device=describe(device), headline="test_acc", task="node",
                nodes=task.num_nodes, edges=task.edge_index.size(1) // 2, features=task.x.size(1),
                classes=task.num_classes, **{f"{k}_nodes": int(m.sum()) for k, m in task.masks.items()})
@@ -75,14 +76,9 @@ def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
              cfg.model.name.upper(), task.name, task.num_nodes, task.edge_index.size(1) // 2, task.x.size(1),
              task.num_classes, cfg.model.name, num_params(model), describe(device))
 
-    def checkpoint() -> None:
-        save_checkpoint(run.checkpoint_path, {
-            **state_dicts(model=model, optimizer=optimizer), "rng": capture_rng(), "elapsed": run.elapsed,
-            **state})
-
-    train_mask, y = task.masks["train"], task.y
-    with Progress(t.epochs, "gnn", completed=state["epoch"], unit="epoch") as progress:
-        while state["epoch"] < t.epochs:
+    state, train_mask, y = loop.state, task.masks["train"], task.y
+    with loop.progress(t.epochs, unit="epoch") as progress:
+        while state.step < t.epochs:
             tic = time.perf_counter()
             model.train()
             optimizer.zero_grad(set_to_none=True)
@@ -91,33 +87,29 @@ def train_nodes(cfg: DictConfig, run: Run, device: torch.device) -> None:
             loss = F.cross_entropy(out[train_mask].float(), y[train_mask])
             loss.backward()
             optimizer.step()
-            loss_value = loss.item()  # a sync point too, so the epoch time is honest on GPUs
-            state["epoch_s"].append(time.perf_counter() - tic)
-            state["epoch"] += 1
-            epoch = state["epoch"]
-            if not math.isfinite(loss_value):
-                raise Diverged(epoch, loss_value)
+            state.step += 1
+            epoch = state.step
+            loss_value = loop.finite(loss)  # a sync point too, so the epoch time is honest on GPUs
+            state.epoch_s.append(time.perf_counter() - tic)
 
             scores = evaluate(forward, task, graph, device, t.amp)
             for split, (split_loss, acc) in scores.items():
                 run.log(epoch, split, epoch=epoch, loss=round(split_loss, 5), acc=round(acc, 3))
-            if _better(scores, state["best"], t.select):
-                state["best"] = {"epoch": epoch, **{f"{s}_{m}": v for s, (l, a) in scores.items()
-                                                     for m, v in (("loss", l), ("acc", a))}}
-                state["best_model"] = copy.deepcopy(model.state_dict())
-            progress.advance(rate=1 / state["epoch_s"][-1])
+            if _better(scores, state.best, t.select):
+                state.best = {"epoch": epoch, **{f"{s}_{m}": v for s, (l, a) in scores.items()
+                                                 for m, v in (("loss", l), ("acc", a))}}
+                state.best_model = copy.deepcopy(model.state_dict())
+            progress.advance(rate=1 / state.epoch_s[-1])
             if epoch % t.log_every == 0 or epoch == t.epochs:
-                b = state["best"]
+                b = state.best
                 accs = "  ".join(f"{s} {a:.1f}%" for s, (_, a) in scores.items() if s != "train")
                 progress.note(f"epoch {epoch}: loss {loss_value:.3f}  {accs}  "
                               f"(picked: epoch {b['epoch']}, test {b['test_acc']:.1f}%)")
             if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
-                checkpoint()
-            if run.stop_requested:
-                checkpoint()
-                raise RunInterrupted(epoch)
+                loop.checkpoint()
+            loop.stop_if_asked()
 
-    finish(run, cfg, model, task, graph, state)
+    loop.finish(lambda: finish(run, cfg, model, task, graph, state))
 
 
 @torch.no_grad()
@@ -148,13 +140,13 @@ def _better(scores: dict, best: dict | None, select: str) -> bool:
     raise UserError(f"train.select={select}: use acc or acc_then_loss")
 
 
-def finish(run: Run, cfg: DictConfig, model: NodeNet, task: NodeTask, graph, state: dict) -> None:
+def finish(run: Run, cfg: DictConfig, model: NodeNet, task: NodeTask, graph, state: NodeState) -> None:
     """Plots from the picked epoch's weights, and the summary's metrics."""
-    best = state["best"]
-    last = {r["split"]: r for r in run.history() if r["epoch"] == state["epoch"]}
-    epoch_ms = 1000 * statistics.median(state["epoch_s"][min(10, len(state["epoch_s"]) - 1):])  # skip warm-up
+    best = state.best
+    last = {r["split"]: r for r in run.history() if r["epoch"] == state.step}
+    epoch_ms = 1000 * statistics.median(state.epoch_s[min(10, len(state.epoch_s) - 1):])  # skip warm-up
     if cfg.train.plots:
-        model.load_state_dict(state["best_model"])
+        model.load_state_dict(state.best_model)
         plots.node_plots(run, cfg, model, task, graph)
     metrics = {"test_acc": round(best["test_acc"], 2), "val_acc": round(best.get("val_acc", math.nan), 2),
                "train_acc": round(best["train_acc"], 2), "final_test_acc": round(last["test"]["acc"], 2),
