@@ -1,42 +1,20 @@
-"""Shared fixtures: the read-only real data in ../shared/data, a fresh outputs folder, and CLI runners."""
+"""Fixtures: a fresh folder per test (outputs and caches inside it) and the CLI in-process. The tools the tests
+share are in helpers.py."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
-# The machine's read-only dataset copies: $TRENDS_SHARED_DATA, else ../shared/data beside the checkout, else the
-# workplace's fixed location (CI clones elsewhere).
-_CANDIDATES = [os.environ.get("TRENDS_SHARED_DATA"), REPO.parent / "shared" / "data", "/work/shared/data"]
-SHARED_DATA = next((Path(c).resolve() for c in _CANDIDATES if c and Path(c).is_dir()), REPO.parent / "shared" / "data")
-TRENDS = [sys.executable, "-m", "trends"]
 
 
-def shared(*parts: str) -> Path:
-    """A path under ../shared/data, or skip the test where this machine has no copy."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is not on this machine")
-    return path
-
-
-def cifar_sample(target: Path, train_per_class: int, test_per_class: int) -> Path:
-    """An ImageFolder of the first images of each class of the shared CIFAR-10 copy, as links under `target`
-    (`target/train/<class>/`, `target/test/<class>/`); skips where this machine has no copy."""
-    source = shared("cifar10_jpg")
-    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
-        for class_dir in sorted((source / split).iterdir()):
-            (target / split / class_dir.name).mkdir(parents=True)
-            for f in sorted(class_dir.iterdir())[:per_class]:
-                (target / split / class_dir.name / f.name).symlink_to(f)
-    return target
+def pytest_configure(config) -> None:
+    """The read-only dataset copies: $TRENDS_SHARED_DATA, else ../shared/data beside the checkout. Set for the whole
+    session, so helpers.shared() and every subprocess see the same folder."""
+    os.environ.setdefault("TRENDS_SHARED_DATA", str((REPO.parent / "shared" / "data").resolve()))
 
 
 @pytest.fixture
@@ -48,12 +26,6 @@ def workdir(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("TRENDS_DATA", raising=False)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     return tmp_path
-
-
-def trends(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`trends ARGS` in a subprocess (the real entry point, signals and exit codes included)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([*TRENDS, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture
@@ -68,25 +40,3 @@ def cli():
         return result.exit_code, result.output
 
     return invoke
-
-
-def run_dirs(root: Path, command: str) -> list[Path]:
-    """Run folders (those with a summary.json) under <root>/outputs/<command>."""
-    return sorted(p.parent for p in (root / "outputs" / command).glob("**/summary.json"))
-
-
-def ctrl_c_after_first_checkpoint(argv: list[str], command: str, cwd: Path, env: dict | None = None,
-                                  whole_group: bool = False) -> tuple[int, str]:
-    """Start `argv`, press Ctrl-C as soon as the run of `command` has saved its first checkpoint; (exit code,
-    stderr). whole_group sends it to the process group, as a terminal does (torchrun and all its workers)."""
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})}, start_new_session=whole_group)
-    deadline = time.time() + 120
-    while not list(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt")) and time.time() < deadline:
-        time.sleep(0.02)
-    if whole_group:
-        os.killpg(proc.pid, signal.SIGINT)
-    else:
-        proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    return proc.returncode, err

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO, run_dirs, trends
+from helpers import REPO, run_dirs, trends
 
 
 def test_help_lists_every_command(cli):

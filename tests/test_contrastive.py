@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import REPO, cifar_sample, run_dirs, trends
+from helpers import REPO, cifar_sample, run_dirs, trends
 from trends.contrastive import augment
 from trends.contrastive.evaluate import linear_probe
 from trends.contrastive.loss import nt_xent

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ctrl_c_after_first_checkpoint, run_dirs, trends
+from helpers import ctrl_c_after_first_checkpoint, run_dirs, trends
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "trends"]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}

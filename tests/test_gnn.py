@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, trends
+from helpers import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, trends
 
 from trends.gnn.data import stratified_folds, synthetic_node_task
 from trends.gnn.models import NodeNet

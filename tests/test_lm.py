@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from conftest import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, trends
+from helpers import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, trends
 from trends.text.model import GPT, GPTConfig
 
 

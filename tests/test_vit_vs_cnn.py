@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import TRENDS, cifar_sample, ctrl_c_after_first_checkpoint, run_dirs
+from helpers import TRENDS, cifar_sample, ctrl_c_after_first_checkpoint, run_dirs
 from trends.core.modules import num_params
 from trends.vision.subsets import nested_stratified_subsets
 from trends.vit_vs_cnn.models import ViT, ResNet, flops_per_image

@@ -18,17 +18,6 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def state_dicts(**parts) -> dict:
-    """{name: part.state_dict()} of the training state (model, optimizer, scheduler, ...) for a checkpoint."""
-    return {name: part.state_dict() for name, part in parts.items()}
-
-
-def load_state_dicts(ckpt: dict, **parts) -> None:
-    """The inverse of `state_dicts`: each part loads the checkpoint's entry of its name."""
-    for name, part in parts.items():
-        part.load_state_dict(ckpt[name])
-
-
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():

@@ -1,4 +1,5 @@
-"""How long a run trains and at what learning rate: the budget in steps, and linear warmup then cosine decay."""
+"""How long a run trains and at what learning rate: the budget in steps, linear warmup then cosine decay, and the
+optimizer step that advances the schedule."""
 from __future__ import annotations
 
 import math
@@ -41,3 +42,13 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total: in
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scheduler, parameters, grad_clip: float) -> None:
+    """After backward: clip the gradients' global norm to `grad_clip` (0: no clipping), step, advance the
+    schedule by one step, and free the gradients."""
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)

@@ -19,7 +19,7 @@ from trends.core.device import autocast, describe, measure_peak_flops
 from trends.core.distributed import Dist, sum_across_ranks
 from trends.core.loop import Loop, LossWindow, TrainState
 from trends.core.run import Run
-from trends.core.schedule import total_steps, warmup_cosine
+from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
 from trends.core.seed import seed_everything
 from trends.text.data import Corpus, load_corpus, random_windows
 from trends.text.model import GPT, GPTConfig
@@ -74,11 +74,7 @@ def main(cfg: DictConfig, run: Run) -> None:
                 with autocast(device, t.amp), (contextlib.nullcontext() if last or not dist.active else ddp.no_sync()):
                     _, loss = forward(x, y)
                     (loss / t.grad_accum).backward()  # gradients are all-reduced on the last micro-batch only
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(optimizer, scheduler, model.parameters(), cfg.optim.grad_clip)
             state.step += 1
             window.add(loss)
             loss_value = loop.finite(loss)

@@ -28,7 +28,7 @@ from trends.core.loop import Loop, LossWindow, TrainState
 from trends.core.modules import num_params
 from trends.core.progress import Progress
 from trends.core.run import Run
-from trends.core.schedule import total_steps, warmup_cosine
+from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
 from trends.core.seed import derive_seed, seed_everything
 from trends.vision.augment import random_crop_flip
 from trends.vision.data import ImageSet, load_image_sets
@@ -167,11 +167,7 @@ def train_step(forward, optimizer, scheduler, images: torch.Tensor, labels: torc
     with autocast(x.device, cfg.train.amp):
         loss = F.cross_entropy(forward(x).float(), labels, label_smoothing=cfg.optim.label_smoothing)
     loss.backward()
-    if cfg.optim.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(forward.parameters(), cfg.optim.grad_clip)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer_step(optimizer, scheduler, forward.parameters(), cfg.optim.grad_clip)
     return loss.detach()
 
 
