@@ -26,3 +26,11 @@ step 70 bench_contrastive $py bench/contrastive.py --device cuda --no-loader
 step 45 gnn $py -m trends gnn experiment=gpu
 step 100 vit_short $py -m trends vit-vs-cnn experiment=cifar10_gpu data=imagefolder "data.path=$TRENDS_DATA/cifar10_jpg" \
   "data.fractions=[1.0]" train.steps=600 train.eval_every=600 train.checkpoint_every=600
+# Paper-scale targets on the full CIFAR-10 copy (cifar10_jpg_full: 50k + 10k), when there is one:
+# ResNet-18 ≥ 93 % and ViT ≥ 80 % (≈ 8 min on an H100), and SimCLR's kNN against lightly's 0.848 after 200 epochs.
+if [ -d "$TRENDS_DATA/cifar10_jpg_full" ]; then
+  step 600 vit_full $py -m trends vit-vs-cnn experiment=cifar10_gpu data=imagefolder \
+    "data.path=$TRENDS_DATA/cifar10_jpg_full" "data.fractions=[1.0]"
+  step 600 simclr_full $py -m trends contrastive experiment=cifar10_resnet18 data=imagefolder \
+    "data.path=$TRENDS_DATA/cifar10_jpg_full" train.epochs=${SIMCLR_EPOCHS:-40} eval.knn_every=5 eval.supervised.epochs=0
+fi

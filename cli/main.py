@@ -68,6 +68,7 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
     from omegaconf.errors import OmegaConfBaseException
 
     from trends.core.errors import Diverged, RunInterrupted, UserError
+    from trends.core.ranks import Dist
 
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
     rank = bridge.torchrun_rank()
@@ -83,7 +84,7 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
         return 0
     except (RunInterrupted, KeyboardInterrupt):
         again = f"trends {demo.command}" if rank is None else \
-            f"torchrun --standalone --nproc-per-node={os.environ['WORLD_SIZE']} -m trends {demo.command}"
+            f"torchrun --standalone --nproc-per-node={Dist.from_env().world} -m trends {demo.command}"
         say(f"interrupted; continue with: {again} --resume {run_dir}" if run_dir else "interrupted")
         return 130
     except Exception as err:

@@ -2,6 +2,7 @@
 Ctrl-C at the right moment. Imported as `from helpers import ...` (pytest puts tests/ on sys.path)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -67,3 +68,8 @@ def ctrl_c_after_first_checkpoint(argv: list[str], command: str, cwd: Path, env:
         proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
+
+
+def summary(run: Path) -> dict:
+    """A run folder's summary.json."""
+    return json.loads((run / "summary.json").read_text())

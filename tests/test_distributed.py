@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from helpers import ctrl_c_after_first_checkpoint, run_dirs, trends
+from helpers import ctrl_c_after_first_checkpoint, run_dirs, summary, trends
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "trends"]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -18,9 +18,6 @@ ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 def _torchrun(*args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run([*TORCHRUN, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=ONE_THREAD)
 
-
-def _summary(run) -> dict:
-    return json.loads((run / "summary.json").read_text())
 
 
 # -- the collectives, in two real gloo processes -------------------------------------------------------------------
@@ -99,9 +96,9 @@ def test_two_processes_match_one_with_the_same_global_batch(workdir, command):
     single = trends(command, *overrides, cwd=workdir, env={"TRENDS_OUTPUTS": "single"})
     assert single.returncode == 0, single.stderr
     (reference,) = (workdir / "single" / command).iterdir()
-    assert abs(_metric(_summary(run), metric) - _metric(_summary(reference), metric)) < tolerance
+    assert abs(_metric(summary(run), metric) - _metric(summary(reference), metric)) < tolerance
     if command == "lm":
-        assert _summary(run)["tokens_per_step"] == _summary(reference)["tokens_per_step"] == 8 * 32
+        assert summary(run)["tokens_per_step"] == summary(reference)["tokens_per_step"] == 8 * 32
     odd = _torchrun(command, *overrides, "train.batch_size=7", cwd=workdir)
     assert odd.returncode != 0 and "split evenly over 2 processes" in odd.stderr
 
@@ -123,8 +120,8 @@ def test_two_process_simclr_takes_the_steps_of_one_process(workdir):
     two, one = _train_losses(run), _train_losses(reference)
     assert len(two) == len(one) == 8
     assert two[:4] == pytest.approx(one[:4], abs=2e-3)  # wrong negatives or BatchNorm per rank: off at step 1
-    summary = _summary(run)
-    assert summary["batch_size"] == 64 and summary["metrics"]["knn_acc"] > summary["metrics"]["random_init_knn_acc"]
+    recorded = summary(run)
+    assert recorded["batch_size"] == 64 and recorded["metrics"]["knn_acc"] > recorded["metrics"]["random_init_knn_acc"]
 
 
 # Long enough for Ctrl-C to land mid-run, soon after the first checkpoint; (overrides, each rank's RNG streams in
@@ -150,7 +147,7 @@ def test_ctrl_c_stops_every_rank_and_resume_continues_exactly(workdir, command):
                                               whole_group=True)
     assert code != 0
     (run,) = (workdir / "outputs" / command).iterdir()
-    assert _summary(run)["status"] == "interrupted" and "--resume" in err
+    assert summary(run)["status"] == "interrupted" and "--resume" in err
     assert len(rank_streams(torch.load(run / "checkpoints" / "last.pt", weights_only=True))) == 2
     single = trends(command, "--resume", str(run), cwd=workdir)
     assert single.returncode == 2 and "2 processes" in single.stderr  # it needs as many ranks as it had
@@ -158,7 +155,7 @@ def test_ctrl_c_stops_every_rank_and_resume_continues_exactly(workdir, command):
     resumed = subprocess.run([*TORCHRUN, command, "--resume", str(run)], cwd=workdir, capture_output=True,
                              text=True, timeout=300, env=ONE_THREAD)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    final, expected = _summary(run), _summary(reference)
+    final, expected = summary(run), summary(reference)
     assert final["status"] == "completed" and final["resumed"] == 1 and final["world_size"] == 2
     assert final["metrics"][final["headline"]] == expected["metrics"][expected["headline"]]
     assert _train_losses(run) == _train_losses(reference)  # every logged loss, across the interruption
@@ -168,8 +165,8 @@ def _one_torchrun_folder(workdir, command: str):
     (run,) = run_dirs(workdir, command)  # one folder for both ranks
     assert run.name.startswith("torchrun_")
     assert len(list(run.glob("*.log"))) == 2 and len(list(run.glob("*.rank1.log"))) == 1  # rank 1 logs apart
-    summary = _summary(run)
-    assert summary["status"] == "completed" and summary["world_size"] == 2
+    recorded = summary(run)
+    assert recorded["status"] == "completed" and recorded["world_size"] == 2
     return run
 
 

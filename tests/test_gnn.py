@@ -9,14 +9,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from helpers import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, trends
+from helpers import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, summary, trends
 
 from trends.gnn.data import stratified_folds, synthetic_node_task
 from trends.gnn.models import NodeNet
 
-
-def summary(run_dir):
-    return json.loads((run_dir / "summary.json").read_text())
 
 
 def test_smoke_node_classification(workdir, cli):

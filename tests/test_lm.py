@@ -6,12 +6,9 @@ import math
 
 import torch
 
-from helpers import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, trends
+from helpers import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, summary, trends
 from trends.text.model import GPT, GPTConfig
 
-
-def _summary(run):
-    return json.loads((run / "summary.json").read_text())
 
 
 def test_smoke_in_process_leaves_a_complete_run_folder(workdir, cli):
@@ -21,11 +18,11 @@ def test_smoke_in_process_leaves_a_complete_run_folder(workdir, cli):
     for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "lm.log", "metrics.jsonl", "summary.json",
                  "checkpoints/last.pt", "plots/loss.png", "samples.txt"):
         assert (run / name).is_file(), name
-    summary = _summary(run)
-    assert summary["status"] == "completed"
+    recorded = summary(run)
+    assert recorded["status"] == "completed"
     for key in ("duration_s", "params", "device", "seed", "versions", "metrics", "tokens_per_step"):
         assert key in summary
-    assert summary["metrics"]["tokens_per_s"] > 0 and 0 < summary["metrics"]["mfu"] < 1
+    assert recorded["metrics"]["tokens_per_s"] > 0 and 0 < recorded["metrics"]["mfu"] < 1
     splits = {json.loads(line)["split"] for line in (run / "metrics.jsonl").read_text().splitlines()}
     assert splits == {"step", "train", "val"}
 
@@ -37,9 +34,9 @@ def test_short_run_on_tiny_shakespeare_learns(workdir):
                     "model.n_embd=64", "model.n_head=4", cwd=workdir)
     assert result.returncode == 0, result.stderr
     (run,) = run_dirs(workdir, "lm")
-    summary = _summary(run)
-    assert summary["vocab_size"] == 65
-    assert summary["metrics"]["best_val_loss"] < math.log(65) - 1.3  # uniform guess: ln 65 ≈ 4.17
+    recorded = summary(run)
+    assert recorded["vocab_size"] == 65
+    assert recorded["metrics"]["best_val_loss"] < math.log(65) - 1.3  # uniform guess: ln 65 ≈ 4.17
 
 
 def test_shakespeare_from_the_data_root_reads_a_read_only_copy(workdir):
@@ -66,12 +63,12 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(workdir):
     code, err = ctrl_c_after_first_checkpoint([*TRENDS, "lm", *SMOKE_LONG], "lm", workdir)
     assert code == 130, err
     (run,) = (workdir / "outputs" / "lm").iterdir()
-    assert _summary(run)["status"] == "interrupted"
+    assert summary(run)["status"] == "interrupted"
     assert "--resume" in err
 
     resumed = trends("lm", "--resume", str(run), cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr
-    final, expected = _summary(run), _summary(reference)
+    final, expected = summary(run), summary(reference)
     assert final["status"] == "completed" and final["resumed"] == 1
     for key in ("best_val_loss", "final_val_loss", "final_train_loss"):
         assert final["metrics"][key] == expected["metrics"][key], key
@@ -85,8 +82,8 @@ def test_nan_loss_stops_the_run_as_diverged(workdir):
     assert result.returncode == 1
     assert "diverged" in result.stderr and "Traceback" not in result.stderr
     (run,) = run_dirs(workdir, "lm")
-    summary = _summary(run)
-    assert summary["status"] == "diverged" and summary["diverged_at_step"] == 2
+    recorded = summary(run)
+    assert recorded["status"] == "diverged" and recorded["diverged_at_step"] == 2
 
 
 def test_sample_continues_the_prompt(workdir, cli):

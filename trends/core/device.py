@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .data import cache_dir
 from .errors import UserError
 
 
@@ -47,8 +48,7 @@ def describe(device: torch.device) -> str:
 
 
 def _cache_file() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "trends" / "peak_flops.json"
+    return cache_dir() / "peak_flops.json"
 
 
 def measure_peak_flops(device: torch.device) -> float:

@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from trends.core.modules import num_params
+
 
 @dataclass
 class GPTConfig:
@@ -101,7 +103,7 @@ class GPT(nn.Module):
 
     def num_params(self) -> int:
         """Parameters, counting the tied embedding once."""
-        return sum(p.numel() for p in self.parameters())
+        return num_params(self)
 
     def flops_per_token(self) -> float:
         """Training FLOPs per token: 6N for the weights plus 12·L·d·T for attention scores (PaLM appendix B)."""
