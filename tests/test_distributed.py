@@ -175,10 +175,10 @@ def _train_losses(run) -> list[float]:
     return [r["loss"] for r in records if r["split"] == "train"]
 
 
-def _metric(summary: dict, name: str) -> float:
-    if name in summary.get("metrics", {}):
-        return summary["metrics"][name]
-    (cell,) = summary["cells"]  # vit-vs-cnn: one (model, fraction) cell
+def _metric(recorded: dict, name: str) -> float:
+    if name in recorded.get("metrics", {}):
+        return recorded["metrics"][name]
+    (cell,) = recorded["cells"]  # vit-vs-cnn: one (model, fraction) cell
     return cell[name]
 
 

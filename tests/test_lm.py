@@ -21,7 +21,7 @@ def test_smoke_in_process_leaves_a_complete_run_folder(workdir, cli):
     recorded = summary(run)
     assert recorded["status"] == "completed"
     for key in ("duration_s", "params", "device", "seed", "versions", "metrics", "tokens_per_step"):
-        assert key in summary
+        assert key in recorded
     assert recorded["metrics"]["tokens_per_s"] > 0 and 0 < recorded["metrics"]["mfu"] < 1
     splits = {json.loads(line)["split"] for line in (run / "metrics.jsonl").read_text().splitlines()}
     assert splits == {"step", "train", "val"}
