@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 def pytest_configure(config) -> None:
     """The read-only dataset copies: $TRENDS_SHARED_DATA, else ../shared/data beside the checkout. Set for the whole
     session, so helpers.shared() and every subprocess see the same folder."""
-    os.environ.setdefault("TRENDS_SHARED_DATA", str((REPO.parent / "shared" / "data").resolve()))
+    if not os.environ.get("TRENDS_SHARED_DATA"):
+        os.environ["TRENDS_SHARED_DATA"] = str((REPO.parent / "shared" / "data").resolve())
 
 
 @pytest.fixture
