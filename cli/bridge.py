@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -123,23 +124,74 @@ def discard_unused(run_dir: Path | None) -> None:
     """Remove a run or sweep folder where no job got a summary (bad input stopped it): nothing half-written stays."""
     if run_dir is not None and run_dir.is_dir() and not any(run_dir.glob("**/summary.json")):
         shutil.rmtree(run_dir, ignore_errors=True)
+        for parent in run_dir.parents:  # an emptied outputs/<command>/multirun goes too; outputs/<command> stays
+            if outputs_root() not in parent.parents or parent.parent == outputs_root():
+                break
+            try:
+                parent.rmdir()  # fails while not empty: another run lives there
+            except OSError:
+                break
 
 
-def run_hydra(demo: Demo, argv: list[str]) -> None:
-    """Hand over to Hydra's own entry, so multirun, launchers, sweepers and .hydra/ records all work."""
+def run_hydra(demo: Demo, argv: list[str], quiet: bool = True) -> None:
+    """Hand over to Hydra's own entry, so multirun, launchers, sweepers and .hydra/ records all work.
+
+    quiet: drop Hydra's "Error executing job with overrides" line (written straight to sys.stderr by
+    hydra.core.utils.JobReturn, no logger to configure): the CLI's own message follows it anyway."""
     import hydra
+    from hydra.errors import ConfigCompositionException
 
-    saved = os.environ.get("HYDRA_FULL_ERROR"), sys.argv
+    saved = os.environ.get("HYDRA_FULL_ERROR"), sys.argv, sys.stderr
     os.environ["HYDRA_FULL_ERROR"] = "1"  # errors reach trends.cli.main, which decides how much of them to show
     sys.argv = [f"trends {demo.command}", *argv]
+    if quiet:
+        sys.stderr = _Unprefixed(sys.stderr, "Error executing job with overrides:")
     try:
         hydra.main(config_path=f"pkg://{CONFIGS}", config_name=demo.config, version_base="1.3")(_task(demo))()
+    except ConfigCompositionException as err:
+        unknown = re.match(r"Could not override '([^']+)'", str(err))
+        if unknown is None:
+            raise
+        raise UserError(_unknown_key(demo, unknown.group(1), argv)) from err
     finally:  # in-process callers (tests, notebooks) get their environment back
         if saved[0] is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved[0]
-        sys.argv = saved[1]
+        sys.argv, sys.stderr = saved[1], saved[2]
+
+
+class _Unprefixed:
+    """A stream that drops the writes starting with `prefix` and passes everything else on."""
+
+    def __init__(self, stream, prefix: str):
+        self._stream, self._prefix = stream, prefix
+
+    def write(self, text: str) -> int:
+        return len(text) if text.startswith(self._prefix) else self._stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _unknown_key(demo: Demo, key: str, argv: list[str]) -> str:
+    """The message for a key Hydra could not override, with the closest keys of the config the user's group choices
+    compose (the first value of a swept group stands for the sweep)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from trends.core.config import unknown_key
+
+    GlobalHydra.instance().clear()  # the failed run may have left Hydra initialised
+    with initialize_config_module(config_module=CONFIGS, version_base="1.3"):
+        choices = compose(demo.config, return_hydra_config=True).hydra.runtime.choices
+        groups = []
+        for o in OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")]):
+            if o.key_or_group in choices and not o.key_or_group.startswith("hydra"):
+                value = next(o.sweep_string_iterator()) if o.is_sweep_override() else o.get_value_element_as_str()
+                groups.append(f"{o.key_or_group}={value}")
+        return unknown_key(key, compose(demo.config, overrides=groups), demo.config)
 
 
 def _task(demo: Demo):
@@ -147,7 +199,7 @@ def _task(demo: Demo):
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
-        from trends.core.config import check_complete, check_override_types
+        from trends.core.config import check_complete, check_override_types, check_values
         from trends.core.run import execute
 
         hc = HydraConfig.get()
@@ -155,7 +207,12 @@ def _task(demo: Demo):
         check_complete(cfg)
         check_override_types(cfg, demo.config, overrides, dict(hc.runtime.choices))
         train = importlib.import_module(demo.entry).main
-        return execute(train, cfg, Path(hc.runtime.output_dir), command=demo.command, overrides=overrides,
+
+        def checked_train(cfg, run):  # inside execute: in a sweep a job whose values cannot work fails alone
+            check_values(cfg)
+            return train(cfg, run)
+
+        return execute(checked_train, cfg, Path(hc.runtime.output_dir), command=demo.command, overrides=overrides,
                        multirun=hc.mode == RunMode.MULTIRUN)
 
     return task

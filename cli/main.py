@@ -6,6 +6,7 @@ is a Hydra override itself (`model.n_layer=6`, `data=text`, `seed=0,1`).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -80,7 +81,7 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
     run_dir = None
     try:
         argv, run_dir = bridge.hydra_argv(demo, overrides, **options)
-        bridge.run_hydra(demo, argv)
+        bridge.run_hydra(demo, argv, quiet=not show_traceback)
         return 0
     except (RunInterrupted, KeyboardInterrupt):
         again = f"trends {demo.command}" if rank is None else \
@@ -107,12 +108,17 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
 
 
 def _hydra_message(err: Exception) -> str:
-    """Hydra's own words (they list the valid options), plus OmegaConf's reason, without the traceback."""
-    text = str(err).strip()
+    """Hydra's own words, plus OmegaConf's reason, in at most two lines: no traceback, no config search path."""
+    text = str(err).split("Config search path:")[0].strip()
+    missing = re.match(r"In '[^']*': Could not (?:find|load) '(.+)/([^/']+)'\s+Available options in '[^']+':(.*)",
+                       text, re.DOTALL)
+    if missing:
+        group, option, options = missing.groups()
+        return f"{group}={option} is not an option; available options of {group}: {', '.join(options.split())}"
     cause = err.__cause__
     if cause is not None and str(cause).split("\n")[0] not in text:
         text += "\n" + str(cause).split("\n")[0]
-    return text
+    return "\n".join([line for line in text.splitlines() if line.strip()][:2])  # the rest only repeats or links
 
 
 def _fail(message: str) -> None:

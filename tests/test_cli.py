@@ -42,7 +42,7 @@ def test_cfg_prints_composed_config_and_creates_nothing(workdir):
 @pytest.mark.parametrize("args, needle", [
     (["model.n_lyr=6"], "n_lyr"),                                        # unknown key
     (["optim.lr=abc"], "optim.lr must be a number"),                     # wrong type
-    (["model=bogus"], "Available options"),                              # unknown group option
+    (["model=bogus"], "available options of model: gpt"),               # unknown group option
     (["data=text", "data.path=/no/such/file.txt"], "does not exist"),    # missing file
     (["data=text"], "data.path"),                                        # mandatory value not given
 ])
@@ -164,4 +164,4 @@ def test_in_process_calls_do_not_leak_state(workdir, cli, monkeypatch):
     code, _ = cli("lm", "--cfg")
     assert code == 0
     code, out = cli("lm", "model=bogus")  # a second call still gets the short message, not a traceback
-    assert code == 2 and "Available options" in out
+    assert code == 2 and "available options of model" in out

@@ -38,6 +38,7 @@ from trends.core.ranks import Dist
 from trends.core.run import Run
 from trends.core.schedule import warmup_cosine, whole_epochs
 from trends.core.seed import derive_seed, seed_everything
+from trends.vision.data import skipped_files
 from trends.vision.knn import extract_features, knn_accuracy
 from trends.vision.normalize import Normalize
 
@@ -86,7 +87,7 @@ def main(cfg: DictConfig, run: Run) -> None:
     run.update(params=num_params(model.encoder), head_params=num_params(model.head), device=describe(device),
                total_steps=steps, steps_per_epoch=steps_per_epoch, batch_size=t.batch_size,
                pretrain_images=len(data.pretrain), bank_images=len(data.bank), test_images=len(data.test),
-               view_size=aug.size, headline="knn_acc")
+               view_size=aug.size, headline="knn_acc", **skipped_files(data.pretrain, data.test))
     log.info("SimCLR: %s encoder (%.2fM params) on %s%s; %d pretraining images, %d epochs of %d steps × %d images",
              cfg.model.encoder, num_params(model.encoder) / 1e6, describe(device),
              f" × {dist.world} processes" if dist.active else "", len(data.pretrain), epochs, steps_per_epoch,

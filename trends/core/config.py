@@ -1,5 +1,9 @@
-"""Type checks for `key=value` overrides: Hydra rejects unknown keys, this rejects values of the wrong kind."""
+"""Checks of a composed config before any data is read: keys that exist, values of the right kind, values that can
+work. Each failure is a UserError of one line, so the CLI answers with exit code 2 and leaves no run folder."""
 from __future__ import annotations
+
+import difflib
+import fnmatch
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -14,15 +18,21 @@ def check_complete(cfg: DictConfig) -> None:
 
 
 def check_override_types(cfg: DictConfig, config_name: str, overrides: list[str], choices: dict) -> None:
-    """Compare each overridden value with the default of the same key (a number stays a number, and so on)."""
+    """Compare each overridden value with the default of the same key (a number stays a number, and so on), and
+    refuse appended keys (`+model.n_layers=6`) the config lacks: our configs are complete, so no code would read one."""
     from hydra import compose
 
     values = [o for o in overrides if "=" in o and not o.startswith(("hydra", "+", "~"))
               and o.split("=", 1)[0] not in choices]
-    if not values:
+    appended = [o.lstrip("+").split("=", 1)[0] for o in overrides if o.startswith("+")]
+    appended = [key for key in appended if key not in choices and not key.startswith("hydra")]
+    if not values and not appended:
         return
     group_choices = [o for o in overrides if o.split("=", 1)[0] in choices]
     defaults = compose(config_name=config_name, overrides=group_choices)
+    for key in appended:
+        if key not in dotted_keys(defaults):
+            raise UserError(unknown_key(key, defaults, config_name))
     for override in values:
         key = override.split("=", 1)[0]
         default, given = OmegaConf.select(defaults, key), OmegaConf.select(cfg, key)
@@ -53,3 +63,56 @@ def _show(value) -> str:
     if isinstance(value, (DictConfig, ListConfig)):
         return str(OmegaConf.to_container(value))
     return repr(value)
+
+
+def dotted_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Every key of `cfg` written as on the command line: `model`, `model.n_layer`, ... (lists are leaves)."""
+    keys = []
+    for name in cfg:
+        key = f"{prefix}{name}"
+        keys.append(key)
+        value = cfg._get_node(name)  # the node, unresolved: reading cfg[name] would resolve ${now:...} and co.
+        if isinstance(value, DictConfig):
+            keys += dotted_keys(value, prefix=f"{key}.")
+    return keys
+
+
+def unknown_key(key: str, cfg: DictConfig, config_name: str) -> str:
+    """One line naming the unknown key and the closest keys the demo has (never the advice to append it)."""
+    command = f"trends {config_name.replace('_', '-')}"
+    close = difflib.get_close_matches(key, [k for k in dotted_keys(cfg) if not k.startswith("hydra")], n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}?" if close else f"`{command} --cfg` lists the keys"
+    return f"{key} is not a key of {command}; {hint}"
+
+
+# Values that cannot work, per dotted key (fnmatch patterns, so per-model maps like vit-vs-cnn's optim.lr.resnet are
+# covered): what the value must be, and the test. Keys a demo lacks and null values (e.g. train.steps when epochs
+# count) are skipped; lists are checked element by element.
+RANGES = [
+    (("optim.lr", "optim.lr.*"), "> 0", lambda v: v > 0),
+    (("train.batch_size", "train.epochs", "train.steps"), "> 0", lambda v: v > 0),
+    (("data.fractions",), "in (0, 1]", lambda v: 0 < v <= 1),
+    (("model.dropout", "model.*dropout", "model.*.dropout"), "in [0, 1)", lambda v: 0 <= v < 1),
+]
+# (width, heads): attention splits the width evenly over the heads.
+DIVIDES = [("model.n_embd", "model.n_head"), ("model.vit.dim", "model.vit.heads"),
+           ("model.hybrid.dim", "model.hybrid.heads")]
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Apply RANGES and DIVIDES to a composed config; the first value that cannot work is a UserError."""
+    keys = dotted_keys(cfg)
+    for patterns, must, test in RANGES:
+        for key in [k for k in keys if any(fnmatch.fnmatchcase(k, p) for p in patterns)]:
+            value = OmegaConf.select(cfg, key)
+            items = list(value) if isinstance(value, ListConfig) else [value]
+            if any(_is_number(v) and not test(v) for v in items):
+                raise UserError(f"{key}={_show(value)} cannot work: {key} must be {must}")
+    for width, heads in DIVIDES:
+        w, h = OmegaConf.select(cfg, width), OmegaConf.select(cfg, heads)
+        if _is_number(w) and _is_number(h) and (h <= 0 or w % h):
+            raise UserError(f"{width}={w} must be divisible by {heads}={h} (each head takes an equal share)")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

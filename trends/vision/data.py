@@ -2,25 +2,19 @@
 (airbench's recipe: no DataLoader between the reader and the loop).
 
 Sources: CIFAR-10 (torchvision download into the data root), any ImageFolder tree (`train/` and `test/` with one
-folder per class), and a synthetic set for smoke runs.
+folder per class; image_folder.py), and a synthetic set for smoke runs.
 """
 from __future__ import annotations
 
-import hashlib
-import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from trends.core.data import cache_dir, data_root, is_writable
 from trends.core.errors import UserError
-
-log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+from trends.vision import image_folder
 
 
 @dataclass
@@ -28,15 +22,22 @@ class ImageSet:
     images: torch.Tensor  # (N, 3, H, W) uint8
     labels: torch.Tensor  # (N,) int64
     classes: list[str]
+    skipped: list[str] = field(default_factory=list)  # 'path: reason' of each file the reader could not decode
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index: torch.Tensor) -> "ImageSet":
-        return ImageSet(self.images[index], self.labels[index], self.classes)
+        return replace(self, images=self.images[index], labels=self.labels[index])
 
     def to(self, device) -> "ImageSet":
-        return ImageSet(self.images.to(device), self.labels.to(device), self.classes)
+        return replace(self, images=self.images.to(device), labels=self.labels.to(device))
+
+
+def skipped_files(*sets: ImageSet, first: int = 5) -> dict:
+    """For summary.json: how many files the reader skipped and the first few of them (nothing when none were)."""
+    skipped = [s for images in sets for s in images.skipped]
+    return {"skipped_files": len(skipped), "skipped_first": skipped[:first]} if skipped else {}
 
 
 def load_image_sets(cfg: DictConfig) -> tuple[ImageSet, ImageSet]:
@@ -48,7 +49,12 @@ def load_image_sets(cfg: DictConfig) -> tuple[ImageSet, ImageSet]:
         if root is None or not root.is_dir():
             raise UserError(f"data.path={cfg.path} is not a folder; give a folder with train/ and test/ "
                             "sub-folders of class folders (ImageFolder layout)")
-        return _image_folder(root / "train"), _image_folder(root / "test")
+        size, max_unreadable = cfg.get("image_size"), cfg.get("max_unreadable", 0.1)
+        if size is not None and (not isinstance(size, int) or size < 1):
+            raise UserError(f"data.image_size={size} is not a positive whole number of pixels (or null)")
+        if not isinstance(max_unreadable, (int, float)) or not 0 <= max_unreadable <= 1:
+            raise UserError(f"data.max_unreadable={max_unreadable} is not a fraction in [0, 1]")
+        return image_folder.load(root, size, max_unreadable)
     if cfg.name == "synthetic":
         return (synthetic(cfg.train_size, cfg.num_classes, cfg.image_size, seed=0),
                 synthetic(cfg.test_size, cfg.num_classes, cfg.image_size, seed=1))
@@ -73,39 +79,6 @@ def _cifar10(root: Path, train: bool = True) -> ImageSet:
                              "data=imagefolder data.path=DIR", train=train)
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     return ImageSet(images, torch.tensor(ds.targets, dtype=torch.long), list(ds.classes))
-
-
-def _image_folder(folder: Path) -> ImageSet:
-    """Decode every image under `folder/<class>/` once; later runs read a cached tensor file."""
-    if not folder.is_dir():
-        raise UserError(f"{folder} is missing; an ImageFolder root needs train/ and test/ sub-folders")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    files = [(f, i) for i, c in enumerate(classes) for f in sorted((folder / c).iterdir())
-             if f.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise UserError(f"no images under {folder}/<class>/ (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    key = hashlib.sha256("\n".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f, _ in files).encode())
-    cached = cache_dir() / "vision" / f"{folder.name}-{key.hexdigest()[:16]}.pt"
-    if cached.is_file():
-        saved = torch.load(cached, weights_only=True)
-        return ImageSet(saved["images"], saved["labels"], classes)
-    log.info("decoding %d images under %s (once; cached in %s)", len(files), folder, cached.parent)
-    from PIL import Image
-
-    arrays = []
-    for path, _ in files:
-        with Image.open(path) as img:
-            arrays.append(np.asarray(img.convert("RGB")))
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        raise UserError(f"images under {folder} differ in size ({sorted(shapes)[:3]}…); resize them to one size")
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    labels = torch.tensor([i for _, i in files], dtype=torch.long)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    torch.save({"images": images, "labels": labels}, tmp)
-    tmp.replace(cached)
-    return ImageSet(images, labels, classes)
 
 
 def synthetic(n: int, num_classes: int, size: int, seed: int) -> ImageSet:

@@ -31,7 +31,7 @@ from trends.core.run import Run
 from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
 from trends.core.seed import derive_seed, seed_everything
 from trends.vision.augment import random_crop_flip
-from trends.vision.data import ImageSet, load_image_sets
+from trends.vision.data import ImageSet, load_image_sets, skipped_files
 from trends.vision.normalize import Normalize
 from trends.vision.subsets import nested_stratified_subsets
 from trends.vit_vs_cnn import report
@@ -76,7 +76,8 @@ def main(cfg: DictConfig, run: Run) -> None:
                  contenders[name]["flops_per_image"] / 1e6)
     run.update(device=describe(device), peak_flops=peak, models=contenders, classes=train_set.classes,
                train_images={report.fmt(f): len(subsets[f]) for f in fractions}, test_images=len(test_set),
-               budget=_budget_text(cfg.train), headline=report.headline(names, fractions))
+               budget=_budget_text(cfg.train), headline=report.headline(names, fractions),
+               **skipped_files(train_set, test_set))
 
     state = loop.state
     with loop.progress(sum(steps.values())) as progress:
