@@ -124,8 +124,9 @@ def discard_unused(run_dir: Path | None) -> None:
     """Remove a run or sweep folder where no job got a summary (bad input stopped it): nothing half-written stays."""
     if run_dir is not None and run_dir.is_dir() and not any(run_dir.glob("**/summary.json")):
         shutil.rmtree(run_dir, ignore_errors=True)
-        for parent in run_dir.parents:  # an emptied outputs/<command>/multirun goes too; outputs/<command> stays
-            if outputs_root() not in parent.parents or parent.parent == outputs_root():
+        root = outputs_root().resolve()
+        for parent in run_dir.resolve().parents:  # the folders made for it go too, up to outputs/ itself
+            if parent != root and root not in parent.parents:
                 break
             try:
                 parent.rmdir()  # fails while not empty: another run lives there

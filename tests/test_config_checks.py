@@ -15,7 +15,7 @@ def _refused(workdir, command: str, *args: str) -> str:
     assert len(lines) <= 2, result.stderr
     assert lines[0].startswith("error: ") and "Traceback" not in result.stderr
     assert "Error executing job" not in result.stderr and "Config search path" not in result.stderr
-    assert not list((workdir / "outputs").glob(f"{command}/*")), "a folder was left"
+    assert not (workdir / "outputs").exists(), "a folder was left"
     return result.stderr
 
 
