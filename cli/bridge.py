@@ -111,6 +111,8 @@ def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke:
             raise UserError("a sweep under torchrun is not supported: run the sweep with a launcher instead")
         sweep_dir = new_run_dir(demo.command, multirun=True)
         return ["--multirun", *args, f"hydra.sweep.dir={sweep_dir}"], sweep_dir
+    if resume is None:
+        check_before_the_folder(demo, args)
     run_dir = resume if resume is not None else new_run_dir(demo.command)
     if torchrun_rank():  # ranks > 0 share rank 0's folder: they leave Hydra's record and the terminal to rank 0
         args += ["hydra.output_subdir=null", "hydra.job_logging.root.handlers=[file]",
@@ -118,6 +120,24 @@ def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke:
     if resume is not None:
         args.append("resume=true")
     return [*args, f"hydra.run.dir={run_dir}"], run_dir
+
+
+def check_before_the_folder(demo: Demo, args: list[str]) -> None:
+    """Compose the config a single run will get and check its values, before its folder is made or any data read
+    (a sweep's jobs differ: each is checked inside its own job, where a bad one fails alone). What Hydra itself
+    refuses (an unknown key or group option) is left to the run, which says it in Hydra's terms."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+
+    from trends.core.config import check_complete, check_values
+
+    with initialize_config_module(config_module=CONFIGS, version_base="1.3"):
+        try:
+            cfg = compose(demo.config, overrides=[a for a in args if not a.startswith("hydra.")])
+        except HydraException:
+            return
+    check_complete(cfg)
+    check_values(cfg)
 
 
 def discard_unused(run_dir: Path | None) -> None:
