@@ -120,7 +120,7 @@ def main(cfg: DictConfig, run: Run) -> None:
                 scheduler.step()
                 state.step += 1
                 window.add(loss)
-                loss_value = loop.finite(loss)  # a sync point, so the timing is honest on GPUs
+                loss_value = loop.finite(loss, shared=True)  # NT-Xent over the gathered batch: one value on every rank
                 state.train_time += time.perf_counter() - tic
                 images_per_s = state.step * t.batch_size / state.train_time
                 progress.advance(rate=images_per_s)

@@ -127,10 +127,13 @@ class Loop:
         self._waiting = None
 
     # -- inside the loop ------------------------------------------------------------------------------------------
-    def finite(self, loss: torch.Tensor | float) -> float:
+    def finite(self, loss: torch.Tensor | float, shared: bool = False) -> float:
         """The loss as a float, averaged over ranks so that all of them decide alike (a sync point: timings around
-        it are honest on GPUs). NaN or inf ends the run as diverged at `state.step`."""
-        value = mean_across_ranks(float(loss.detach()) if torch.is_tensor(loss) else loss, self.device)
+        it are honest on GPUs); `shared`: it is the same on every rank already (a loss over the gathered global batch,
+        a LossWindow's mean), so no collective is needed. NaN or inf ends the run as diverged at `state.step`."""
+        value = float(loss.detach()) if torch.is_tensor(loss) else loss
+        if not shared:
+            value = mean_across_ranks(value, self.device)
         if not math.isfinite(value):
             raise Diverged(self.state.step, value)
         return value

@@ -49,12 +49,8 @@ def load_image_sets(cfg: DictConfig) -> tuple[ImageSet, ImageSet]:
         if root is None or not root.is_dir():
             raise UserError(f"data.path={cfg.path} is not a folder; give a folder with train/ and test/ "
                             "sub-folders of class folders (ImageFolder layout)")
-        size, max_unreadable = cfg.get("image_size"), cfg.get("max_unreadable", 0.1)
-        if size is not None and (not isinstance(size, int) or size < 1):
-            raise UserError(f"data.image_size={size} is not a positive whole number of pixels (or null)")
-        if not isinstance(max_unreadable, (int, float)) or not 0 <= max_unreadable <= 1:
-            raise UserError(f"data.max_unreadable={max_unreadable} is not a fraction in [0, 1]")
-        return image_folder.load(root, size, max_unreadable)
+        train, test = image_folder.load(root, cfg.image_size, cfg.max_unreadable)  # (checked in core/config.py)
+        return ImageSet(*train), ImageSet(*test)
     if cfg.name == "synthetic":
         return (synthetic(cfg.train_size, cfg.num_classes, cfg.image_size, seed=0),
                 synthetic(cfg.test_size, cfg.num_classes, cfg.image_size, seed=1))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trends.core.checkpoint import save_checkpoint
 from trends.core.data import cache_dir
 from trends.core.errors import UserError
 
@@ -24,28 +25,24 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 CACHE_VERSION = 2  # bump when the decoding changes, so caches of the old decoding are not reused
 
 
-def load(root: Path, image_size: int | None, max_unreadable: float):
-    """(train, test) ImageSets of `root`; every skipped file is in `.skipped` of its split as 'path: reason'."""
-    from trends.vision.data import ImageSet
-
+def load(root: Path, image_size: int | None, max_unreadable: float) -> list[tuple]:
+    """(images, labels, classes, skipped) of `root`'s train and test splits; `skipped` lists 'path: reason' of
+    every file that could not be decoded."""
     listing = {split: _list(root / split) for split in ("train", "test")}
     key = hashlib.sha256(f"v{CACHE_VERSION} size={image_size}\n".encode())
     for classes, files in listing.values():
-        key.update("\n".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f, _ in files).encode())
+        key.update("\n".join(f"{f}:{s.st_size}:{s.st_mtime_ns}" for f, _ in files for s in [f.stat()]).encode())
     cached = cache_dir() / "vision" / f"{root.name}-{key.hexdigest()[:16]}.pt"
     saved = _read_cache(cached)
     if saved is None:
         saved = _decode(root, listing, image_size, max_unreadable)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp")
-        torch.save(saved, tmp)
-        tmp.replace(cached)  # a run killed mid-save leaves a .tmp, never a half-written cache
+        save_checkpoint(cached, saved)  # atomic: a run killed mid-save never leaves a half-written cache
     for split in ("train", "test"):  # every run, cached or not: the user should not forget what was left out
         if saved[split]["skipped"]:
             log.warning("skipped %d of %d files under %s that are not readable images (first: %s)",
                         len(saved[split]["skipped"]), len(listing[split][1]), root / split, saved[split]["skipped"][0])
-    return tuple(ImageSet(saved[s]["images"], saved[s]["labels"], listing[s][0], list(saved[s]["skipped"]))
-                 for s in ("train", "test"))
+    return [(saved[s]["images"], saved[s]["labels"], listing[s][0], list(saved[s]["skipped"]))
+            for s in ("train", "test")]
 
 
 def _list(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:

@@ -209,7 +209,7 @@ def train_cell(loop: Loop, cfg: DictConfig, name: str, fraction: float, data: Im
         step = state.cell_step
         if step % t.log_every == 0 or step == total:
             images = window.count * t.batch_size
-            loss = loop.finite(window.mean())  # a sync: honest timing on GPUs
+            loss = loop.finite(window.mean(), shared=True)  # a sync: honest timing on GPUs
             seconds = time.perf_counter() - window_start
             if step > t.log_every or step == total:  # the first window pays for compilation and warm-up
                 timed_images, timed_seconds = timed_images + images, timed_seconds + seconds
