@@ -21,6 +21,8 @@ DEMOS = [
          "SimCLR self-supervised learning, evaluated with kNN and a linear probe.", 4),
     Demo("gnn", "gnn", "trends.gnn.train", "Graph neural networks on citation graphs and molecules.", 3),
     Demo("lm", "lm", "trends.lm.train", "A character-level GPT on Tiny Shakespeare (or any text file).", 2),
+    Demo("pretext", "pretext", "trends.pretext.train",
+         "Self-supervised pretext tasks: where a patch lies, rotation, jigsaw; evaluated like contrastive.", 12),
     Demo("vit-vs-cnn", "vit_vs_cnn", "trends.vit_vs_cnn.train",
          "Vision Transformer against a CNN on growing fractions of the data.", 5),
 ]

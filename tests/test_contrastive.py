@@ -12,15 +12,16 @@ from omegaconf import OmegaConf
 
 from helpers import REPO, cifar_sample, run_dirs, trends
 from trends.contrastive import augment
-from trends.contrastive.evaluate import linear_probe
+from trends.vision.evaluate import linear_probe
 from trends.contrastive.loss import nt_xent
-from trends.contrastive.models import SmallCNN, resnet18_cifar
+from trends.vision.encoders import SmallCNN, resnet18_cifar
 from trends.contrastive.optim import LARS, build_optimizer
 from trends.vision.data import synthetic
 from trends.vision.knn import knn_accuracy, knn_predict
 
 AUG = OmegaConf.create({"size": 16, "scale": [0.2, 1.0], "ratio": [0.75, 1.3333], "flip": 0.5, "brightness": 0.4,
-                        "contrast": 0.4, "saturation": 0.4, "hue": 0.1, "jitter_p": 0.8, "grayscale_p": 0.2})
+                        "contrast": 0.4, "saturation": 0.4, "hue": 0.1, "jitter_p": 0.8, "grayscale_p": 0.2,
+                        "rotation": 0.0})
 
 
 # -- loss ----------------------------------------------------------------------------------------------------------
@@ -101,6 +102,15 @@ def test_hue_rotation_keeps_greys_and_luma():
     torch.testing.assert_close(m @ torch.ones(3), torch.ones(3, 3), atol=1e-5, rtol=0)
     luma = torch.tensor(augment.LUMA)
     torch.testing.assert_close(luma @ m, luma.expand(3, 3), atol=1e-5, rtol=0)
+
+
+def test_quarter_turns_turn_the_asked_fraction_by_whole_quarters():
+    x = torch.rand(400, 3, 8, 8)
+    assert augment.quarter_turns(x, 0.0) is x  # off: no random numbers drawn, default runs unchanged
+    out = augment.quarter_turns(x, 0.5, torch.Generator().manual_seed(0))
+    turns = [next(k for k in range(4) if torch.equal(o, torch.rot90(i, k, dims=(1, 2)))) for i, o in zip(x, out)]
+    counts = torch.bincount(torch.tensor(turns), minlength=4)
+    assert 160 < counts[0] < 240 and all(40 < c < 100 for c in counts[1:]), counts  # ≈ 200, then ≈ 67 each
 
 
 # -- models --------------------------------------------------------------------------------------------------------

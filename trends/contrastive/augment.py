@@ -37,8 +37,23 @@ def two_views(images: torch.Tensor, aug: DictConfig, generator: torch.Generator 
 def view(x: torch.Tensor, aug: DictConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     """One augmented view of float images in [0, 1]: (N, 3, H, W) → (N, 3, S, S)."""
     x = resized_crop_flip(x, aug.size, tuple(aug.scale), tuple(aug.ratio), aug.flip, generator)
-    return color_distort(x, aug.brightness, aug.contrast, aug.saturation, aug.hue, aug.jitter_p, aug.grayscale_p,
-                         generator)
+    x = color_distort(x, aug.brightness, aug.contrast, aug.saturation, aug.hue, aug.jitter_p, aug.grayscale_p,
+                      generator)
+    return quarter_turns(x, aug.rotation, generator)
+
+
+def quarter_turns(x: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Turn a random fraction `p` of the (square) views by 90, 180 or 270° (equally likely): the lecture's house
+    that should still be recognised upside down. p = 0 draws no random numbers, so default runs are unchanged."""
+    if p <= 0:
+        return x
+    n = x.shape[0]
+    turned = _uniform(n, 0.0, 1.0, x, generator) < p
+    quarters = torch.where(turned, (_uniform(n, 0.0, 3.0, x, generator).long() + 1).clamp(max=3), 0).view(n, 1, 1, 1)
+    out = x
+    for k in (1, 2, 3):
+        out = torch.where(quarters == k, torch.rot90(x, k, dims=(2, 3)), out)
+    return out
 
 
 def resized_crop_flip(x: torch.Tensor, size: int, scale: tuple[float, float], ratio: tuple[float, float],

@@ -17,30 +17,27 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from trends.contrastive import plots as view_plots
 from trends.contrastive.augment import two_views
-from trends.contrastive.data import SimCLRData, load_data
-from trends.contrastive.evaluate import linear_probe, supervised_reference
 from trends.contrastive.loss import nt_xent
-from trends.contrastive.models import SimCLR, build_encoder
+from trends.contrastive.models import SimCLR
 from trends.contrastive.optim import build_optimizer
 from trends.core import plots
 from trends.core.device import autocast, describe
-from trends.core.distributed import broadcast_buffers, data_parallel, gather_rows, gather_with_gradient
+from trends.core.distributed import data_parallel, gather_with_gradient
 from trends.core.errors import UserError
 from trends.core.loop import Loop, LossWindow, TrainState
 from trends.core.modules import num_params
-from trends.core.ranks import Dist
 from trends.core.run import Run
 from trends.core.schedule import warmup_cosine, whole_epochs
-from trends.core.seed import derive_seed, seed_everything
+from trends.core.seed import seed_everything
 from trends.vision.data import skipped_files
-from trends.vision.knn import extract_features, knn_accuracy
+from trends.vision.evaluate import epoch_order, fresh_encoder, frozen_evaluation, knn_eval, knn_plot
 from trends.vision.normalize import Normalize
+from trends.vision.pretrain_data import PretrainData, load_data
 
 log = logging.getLogger("trends.contrastive")
 
@@ -83,7 +80,7 @@ def main(cfg: DictConfig, run: Run) -> None:
 
     forward = loop.compile(parallel, t.compile)
     amp = partial(autocast, device, t.amp)
-    knn = partial(knn_eval, model, data, prepare, cfg.eval, amp, dist)
+    knn = partial(knn_eval, model.encoder, data, prepare.uint8, cfg.eval, amp, dist)
     run.update(params=num_params(model.encoder), head_params=num_params(model.head), device=describe(device),
                total_steps=steps, steps_per_epoch=steps_per_epoch, batch_size=t.batch_size,
                pretrain_images=len(data.pretrain), bank_images=len(data.bank), test_images=len(data.test),
@@ -149,76 +146,22 @@ def main(cfg: DictConfig, run: Run) -> None:
     loop.finish(lambda: finish(run, cfg, model, data, prepare, aug, state, amp, *final, device))
 
 
-def fresh_encoder(cfg: DictConfig, device) -> nn.Module:
-    """The encoder as initialised by `seed`: the starting point of training, and the random-init baseline."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        return build_encoder(cfg.model).to(device)
-
-
-def epoch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
-    """A permutation per (seed, epoch): a resumed run walks exactly the batches an uninterrupted one would."""
-    generator = torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch))
-    return torch.randperm(n, generator=generator).to(device)
-
-
-def knn_eval(model: SimCLR, data: SimCLRData, prepare: Normalize, cfg: DictConfig, amp, dist: Dist
-             ) -> tuple[float, torch.Tensor, float]:
-    """kNN accuracy of the current encoder (bank: labelled train images, queries: test), the test features, and
-    the seconds it took. Every rank extracts its share of the features, and all of them get the whole set."""
-    tic = time.perf_counter()
-    broadcast_buffers(model)  # every rank extracts with rank 0's BatchNorm statistics
-
-    def features(images: torch.Tensor) -> torch.Tensor:  # this rank's share, then all of them in order
-        mine = images[dist.share(len(images))]
-        return gather_rows(extract_features(model.encoder, mine, prepare.uint8, cfg.batch_size, amp))
-
-    bank, queries = features(data.bank.images), features(data.test.images)
-    acc = knn_accuracy(bank, data.bank.labels, queries, data.test.labels, len(data.bank.classes), cfg.knn_k,
-                       cfg.knn_temperature)
-    return acc, queries, time.perf_counter() - tic
-
-
-def finish(run: Run, cfg: DictConfig, model: SimCLR, data: SimCLRData, prepare: Normalize, aug: DictConfig,
+def finish(run: Run, cfg: DictConfig, model: SimCLR, data: PretrainData, prepare: Normalize, aug: DictConfig,
            state: SimCLRState, amp, acc: float, test_features: torch.Tensor, device) -> None:
     """Linear probe, random-init and supervised references, plots and the summary's metrics (acc and
     test_features: the final encoder's kNN accuracy and test features)."""
-    e = cfg.eval
     knn = run.history("knn")
-    random_init = state.random_init_knn
-    metrics = {"knn_acc": round(acc, 4), "random_init_knn_acc": round(random_init, 4),
-               "knn_gain_points": round(100 * (acc - random_init), 2),
-               "best_knn_acc": round(max(r["knn_acc"] for r in knn[1:]), 4) if len(knn) > 1 else round(acc, 4)}
-    references = {f"random init ({random_init:.3f})": random_init}
-    if e.probe.epochs > 0:
-        metrics["probe_acc"] = round(linear_probe(model.encoder, prepare.uint8, data.bank, data.test, e.probe,
-                                                  e.batch_size, cfg.seed, amp), 4)
-        metrics["random_init_probe_acc"] = round(linear_probe(fresh_encoder(cfg, device), prepare.uint8, data.bank,
-                                                              data.test, e.probe, e.batch_size, cfg.seed, amp), 4)
-        log.info("linear probe: %.4f (random-init encoder: %.4f)", metrics["probe_acc"],
-                 metrics["random_init_probe_acc"])
-        references[f"linear probe ({metrics['probe_acc']:.3f})"] = metrics["probe_acc"]
-    if e.supervised.epochs > 0:
-        encoder = fresh_encoder(cfg, device)
-        if cfg.train.channels_last:
-            encoder = encoder.to(memory_format=torch.channels_last)
-        metrics["supervised_acc"] = round(supervised_reference(encoder, prepare.uint8, data.bank, data.test,
-                                                               e.supervised, cfg.seed, amp), 4)
-        log.info("supervised reference (same encoder, labels, %d epochs): %.4f", e.supervised.epochs,
-                 metrics["supervised_acc"])
-        references[f"supervised ({metrics['supervised_acc']:.3f})"] = metrics["supervised_acc"]
+    metrics, references = frozen_evaluation(cfg, model.encoder, data, prepare.uint8, amp, device, acc,
+                                            state.random_init_knn, knn)
     train = run.history("train")
     metrics.update(final_loss=round(train[-1]["loss"], 4) if train else None,
                    images_per_s=round(state.step * cfg.train.batch_size / max(state.train_time, 1e-9), 1))
     run.update(metrics=metrics, train_s=round(state.train_time, 1), knn_eval_s=round(state.eval_time, 1))
 
-    plots.line_plot(run.plots_dir / "knn.png", {"SimCLR encoder": ([r["epoch"] for r in knn],
-                                                                   [r["knn_acc"] for r in knn])},
-                    xlabel="epoch", ylabel="kNN accuracy (test)", hlines=references,
-                    title=f"kNN (k={e.knn_k}) on frozen features; epoch 0 = random init")
+    knn_plot(run.plots_dir / "knn.png", knn, references, "SimCLR encoder", cfg.eval.knn_k)
     plots.learning_curves(run.plots_dir / "loss.png", train, "loss", x="epoch",
                           title=f"NT-Xent loss (temperature {cfg.loss.temperature})")
-    shown = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(0))[:e.embedding_points]
+    shown = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(0))[:cfg.eval.embedding_points]
     shown = shown.to(device)
     # L2-normalised first: the PCA then shows the cosine geometry that NT-Xent and the kNN monitor work in
     plots.scatter_pca(run.plots_dir / "embedding.png", F.normalize(test_features[shown].float(), dim=1),
@@ -228,4 +171,4 @@ def finish(run: Run, cfg: DictConfig, model: SimCLR, data: SimCLRData, prepare: 
     first, second = two_views(originals, aug, torch.Generator(device=device).manual_seed(cfg.seed))
     view_plots.view_pairs(run.plots_dir / "views.png", originals, first, second)
     log.info("kNN accuracy %.4f vs %.4f for the random-init encoder (+%.1f points); %.0f images/s",
-             acc, random_init, metrics["knn_gain_points"], metrics["images_per_s"])
+             acc, state.random_init_knn, metrics["knn_gain_points"], metrics["images_per_s"])

@@ -94,7 +94,10 @@ RANGES = [
     (("data.fractions",), "in (0, 1]", lambda v: 0 < v <= 1),
     (("model.dropout", "model.*dropout", "model.*.dropout"), "in [0, 1)", lambda v: 0 <= v < 1),
     (("data.image_size",), "a whole number of pixels ≥ 1 (or null)", lambda v: v >= 1 and float(v).is_integer()),
-    (("data.max_unreadable",), "a fraction in [0, 1]", lambda v: 0 <= v <= 1),
+    (("data.max_unreadable", "aug.rotation"), "a fraction in [0, 1]", lambda v: 0 <= v <= 1),
+    (("task.patch", "task.input_size", "task.permutations"), "a whole number ≥ 2",
+     lambda v: v >= 2 and float(v).is_integer()),
+    (("task.gap", "task.jitter"), "a whole number of pixels ≥ 0", lambda v: v >= 0 and float(v).is_integer()),
 ]
 # (width, heads): attention splits the width evenly over the heads.
 DIVIDES = [("model.n_embd", "model.n_head"), ("model.vit.dim", "model.vit.heads"),
