@@ -37,6 +37,21 @@ class Demo:
     def available(self) -> bool:
         return config_files().joinpath(f"{self.config}.yaml").is_file()
 
+    def group_options(self) -> list[str]:
+        """`group=option` for every group the primary config's defaults list names, read from the folders its Hydra
+        search path adds (`pkg://trends.conf.<name>`: conf/<demo>/ and shared ones such as conf/vision/)."""
+        from omegaconf import OmegaConf
+
+        primary = OmegaConf.create(config_files().joinpath(f"{self.config}.yaml").read_text())
+        chosen = {key for entry in primary.defaults if not isinstance(entry, str) for key in entry}
+        prefix = f"pkg://{CONFIGS}."
+        folders = [config_files().joinpath(*p[len(prefix):].split(".")) for p in primary.hydra.searchpath
+                   if p.startswith(prefix)]
+        groups = sorted((g for folder in folders for g in folder.iterdir() if g.is_dir() and g.name in chosen),
+                        key=lambda g: g.name)
+        return [f"{g.name}={o.name[:-5]}" for g in groups for o in sorted(g.iterdir(), key=lambda o: o.name)
+                if o.name.endswith(".yaml")]
+
 
 def outputs_root() -> Path:
     return Path(os.environ.get("TRENDS_OUTPUTS", "outputs"))

@@ -14,7 +14,7 @@ from typing import List, Optional
 import typer
 
 from trends.cli import bridge
-from trends.cli.bridge import Demo, config_files
+from trends.cli.bridge import Demo
 
 DEMOS = [
     Demo("contrastive", "contrastive", "trends.contrastive.train",
@@ -35,10 +35,7 @@ app = typer.Typer(help="Run the deep-learning trends of recent years on your own
 def _complete_overrides(demo: Demo):
     """Offer `group=option` for each config group of the demo (read from conf/, no composition needed)."""
     def complete(incomplete: str) -> list[str]:
-        groups = config_files() / demo.config
-        options = [f"{g.name}={o.name[:-5]}" for g in sorted(groups.iterdir(), key=lambda g: g.name) if g.is_dir()
-                   for o in sorted(g.iterdir(), key=lambda o: o.name) if o.name.endswith(".yaml")]
-        return [o for o in options if o.startswith(incomplete)]
+        return [o for o in demo.group_options() if o.startswith(incomplete)]
     return complete
 
 

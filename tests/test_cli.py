@@ -165,3 +165,14 @@ def test_in_process_calls_do_not_leak_state(workdir, cli, monkeypatch):
     assert code == 0
     code, out = cli("lm", "model=bogus")  # a second call still gets the short message, not a traceback
     assert code == 2 and "available options of model" in out
+
+
+def test_completion_offers_the_groups_of_every_config_folder_a_demo_searches():
+    from trends.cli.main import DEMOS
+
+    options = {demo.command: demo.group_options() for demo in DEMOS}
+    for command in ("contrastive", "pretext"):  # data/ lives in the shared conf/vision/
+        assert {"data=imagefolder", "data=stl10", "model=resnet18", "experiment=smoke"} <= set(options[command])
+        assert not [o for o in options[command] if o.startswith("encoder=")]  # chosen through model=, not typed
+    assert {"task=relative_position", "task=rotation", "task=jigsaw"} <= set(options["pretext"])
+    assert "task=node" in options["gnn"] and "data=shakespeare" in options["lm"]

@@ -131,6 +131,8 @@ INTERRUPTED = {
                     lambda saved: saved["ranks"]),
     "vit-vs-cnn": (["--smoke", "models=[resnet]", "data.fractions=[1.0]", "train.steps=200",
                     "train.checkpoint_every=20"], lambda saved: saved["ranks"]),
+    "pretext": (["--smoke", "task=jigsaw", "train.epochs=12", "eval.probe.epochs=0", "eval.supervised.epochs=0"],
+                lambda saved: saved["ranks"]),
 }
 
 

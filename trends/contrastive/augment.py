@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
+
+from trends.vision.augment import resized_crop_flip, uniform
 
 # ITU-R 601 luma weights (what torchvision's rgb_to_grayscale uses) and the RGB ↔ YIQ pair for the hue rotation.
 LUMA = (0.299, 0.587, 0.114)
@@ -48,34 +49,12 @@ def quarter_turns(x: torch.Tensor, p: float, generator: torch.Generator | None =
     if p <= 0:
         return x
     n = x.shape[0]
-    turned = _uniform(n, 0.0, 1.0, x, generator) < p
-    quarters = torch.where(turned, (_uniform(n, 0.0, 3.0, x, generator).long() + 1).clamp(max=3), 0).view(n, 1, 1, 1)
+    turned = uniform(n, 0.0, 1.0, x, generator) < p
+    quarters = torch.where(turned, (uniform(n, 0.0, 3.0, x, generator).long() + 1).clamp(max=3), 0).view(n, 1, 1, 1)
     out = x
     for k in (1, 2, 3):
         out = torch.where(quarters == k, torch.rot90(x, k, dims=(2, 3)), out)
     return out
-
-
-def resized_crop_flip(x: torch.Tensor, size: int, scale: tuple[float, float], ratio: tuple[float, float],
-                      flip_p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """RandomResizedCrop + RandomHorizontalFlip as one bilinear resampling per image.
-
-    Each image draws an area fraction in `scale` and a log-uniform aspect ratio in `ratio`; where the box would
-    not fit, its sides are clipped to the image (torchvision redraws instead; the difference is small at
-    CIFAR's scales). A flip is a negative x-scale of the same grid.
-    """
-    n = x.shape[0]
-    area = _uniform(n, *scale, x, generator)
-    aspect = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), x, generator).exp()
-    w = (area * aspect).sqrt().clamp(max=1.0)  # box sides as fractions of the image side
-    h = (area / aspect).sqrt().clamp(max=1.0)
-    cx = _uniform(n, -1.0, 1.0, x, generator) * (1 - w)  # box centre in grid coordinates ([-1, 1])
-    cy = _uniform(n, -1.0, 1.0, x, generator) * (1 - h)
-    flip = torch.where(_uniform(n, 0.0, 1.0, x, generator) < flip_p, -1.0, 1.0)
-    zero = torch.zeros_like(w)
-    theta = torch.stack([w * flip, zero, cx, zero, h, cy], dim=1).view(n, 2, 3)
-    grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def color_distort(x: torch.Tensor, brightness: float, contrast: float, saturation: float, hue: float,
@@ -91,10 +70,10 @@ def color_distort(x: torch.Tensor, brightness: float, contrast: float, saturatio
     luma = torch.tensor(LUMA, device=x.device, dtype=x.dtype)
     eye = torch.eye(3, device=x.device, dtype=x.dtype).expand(n, 3, 3)
     to_grey = torch.ones(3, 1, device=x.device, dtype=x.dtype) * luma  # (3, 3): every channel := luma
-    jitter = _uniform(n, 0.0, 1.0, x, generator) < jitter_p
+    jitter = uniform(n, 0.0, 1.0, x, generator) < jitter_p
 
     def factor(strength: float, centre: float) -> torch.Tensor:
-        f = _uniform(n, centre - strength, centre + strength, x, generator)
+        f = uniform(n, centre - strength, centre + strength, x, generator)
         return torch.where(jitter, f, torch.full_like(f, centre)).view(n, 1, 1)
 
     b, c = factor(brightness, 1.0), factor(contrast, 1.0)
@@ -105,7 +84,7 @@ def color_distort(x: torch.Tensor, brightness: float, contrast: float, saturatio
     offset = (1 - c) * b * mean_luma  # (N, 1, 1): a grey, left alone by saturation, hue and greyscale below
     matrix = (s * eye + (1 - s) * to_grey) @ matrix  # saturation: blend with the image's own luma
     matrix = hue_rotation(angle) @ matrix
-    grey = (_uniform(n, 0.0, 1.0, x, generator) < grayscale_p).view(n, 1, 1)
+    grey = (uniform(n, 0.0, 1.0, x, generator) < grayscale_p).view(n, 1, 1)
     matrix = torch.where(grey, to_grey @ matrix, matrix)
     out = torch.baddbmm(offset, matrix, x.flatten(2))  # (N, 3, H*W)
     return out.clamp_(0, 1).view_as(x)
@@ -117,11 +96,3 @@ def hue_rotation(angle: torch.Tensor) -> torch.Tensor:
     one, zero = torch.ones_like(angle), torch.zeros_like(angle)
     rotation = torch.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], dim=1).view(-1, 3, 3)
     return _YIQ_TO_RGB.to(angle) @ rotation @ _RGB_TO_YIQ.to(angle)
-
-
-def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator: torch.Generator | None
-             ) -> torch.Tensor:
-    """n floats in [low, high), drawn on the generator's device and moved to the images' device."""
-    where = generator.device if generator is not None else like.device
-    u = torch.rand(n, generator=generator, device=where).to(like.device, like.dtype)
-    return low + (high - low) * u

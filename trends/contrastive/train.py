@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -28,29 +27,22 @@ from trends.contrastive.optim import build_optimizer
 from trends.core import plots
 from trends.core.device import autocast, describe
 from trends.core.distributed import data_parallel, gather_with_gradient
-from trends.core.errors import UserError
-from trends.core.loop import Loop, LossWindow, TrainState
+from trends.core.loop import Loop, LossWindow
 from trends.core.modules import num_params
 from trends.core.run import Run
 from trends.core.schedule import warmup_cosine, whole_epochs
 from trends.core.seed import seed_everything
 from trends.vision.data import skipped_files
-from trends.vision.evaluate import epoch_order, fresh_encoder, frozen_evaluation, knn_eval, knn_plot
+from trends.vision.evaluate import fresh_encoder, frozen_evaluation, knn_eval, knn_plot
 from trends.vision.normalize import Normalize
 from trends.vision.pretrain_data import PretrainData, load_data
+from trends.vision.pretraining import PretrainState, epoch_batches, full_batches
 
 log = logging.getLogger("trends.contrastive")
 
 
-@dataclass
-class SimCLRState(TrainState):
-    random_init_knn: float | None = None  # the untrained encoder's kNN accuracy: what self-supervision has to beat
-    train_time: float = 0.0  # seconds of training steps alone (no evaluation), for images/s
-    eval_time: float = 0.0  # seconds of kNN monitoring
-
-
 def main(cfg: DictConfig, run: Run) -> None:
-    loop = Loop(run, cfg.device, SimCLRState())
+    loop = Loop(run, cfg.device, PretrainState())
     dist, device, t = loop.dist, loop.device, cfg.train
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # the initial weights come from fresh_encoder
     if device.type == "cuda" and not cfg.deterministic:
@@ -65,10 +57,7 @@ def main(cfg: DictConfig, run: Run) -> None:
     parallel = data_parallel(model, dist)  # `model` itself in one process
     share = dist.per_rank_batch(t.batch_size)
     optimizer = build_optimizer(cfg.optim, model, fused=device.type == "cuda")
-    steps_per_epoch = len(data.pretrain) // t.batch_size  # full batches only: NT-Xent's negatives scale with it
-    if steps_per_epoch == 0:
-        raise UserError(f"train.batch_size={t.batch_size} is larger than the {len(data.pretrain)} training images; "
-                        "lower it")
+    steps_per_epoch = full_batches(len(data.pretrain), t.batch_size)
     steps = epochs * steps_per_epoch
     scheduler = warmup_cosine(optimizer, round(cfg.optim.warmup_epochs * steps_per_epoch), steps)
     views = torch.Generator(device=device).manual_seed(cfg.seed + dist.rank)  # this rank's augmentations
@@ -101,11 +90,10 @@ def main(cfg: DictConfig, run: Run) -> None:
     with loop.progress(steps, unit="img") as progress:
         while state.step < steps:
             epoch = state.step // steps_per_epoch
-            order = epoch_order(len(data.pretrain), cfg.seed, epoch, device)
             parallel.train()
-            for i in range(state.step % steps_per_epoch, steps_per_epoch):
+            for mine in epoch_batches(len(data.pretrain), t.batch_size, cfg.seed, epoch, state.step % steps_per_epoch,
+                                      steps_per_epoch, dist, device):
                 tic = time.perf_counter()
-                mine = dist.mine(order[i * t.batch_size:(i + 1) * t.batch_size])
                 first, second = two_views(data.pretrain.images[mine], aug, views)
                 with amp():
                     z = forward(prepare(torch.cat([first, second])))
@@ -147,7 +135,7 @@ def main(cfg: DictConfig, run: Run) -> None:
 
 
 def finish(run: Run, cfg: DictConfig, model: SimCLR, data: PretrainData, prepare: Normalize, aug: DictConfig,
-           state: SimCLRState, amp, acc: float, test_features: torch.Tensor, device) -> None:
+           state: PretrainState, amp, acc: float, test_features: torch.Tensor, device) -> None:
     """Linear probe, random-init and supervised references, plots and the summary's metrics (acc and
     test_features: the final encoder's kNN accuracy and test features)."""
     knn = run.history("knn")

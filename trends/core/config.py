@@ -91,7 +91,7 @@ def unknown_key(key: str, cfg: DictConfig, config_name: str) -> str:
 RANGES = [
     (("optim.lr", "optim.lr.*"), "> 0", lambda v: v > 0),
     (("train.batch_size", "train.epochs", "train.steps"), "> 0", lambda v: v > 0),
-    (("data.fractions",), "in (0, 1]", lambda v: 0 < v <= 1),
+    (("data.fractions", "aug.scale", "task.crop_scale"), "in (0, 1]", lambda v: 0 < v <= 1),
     (("model.dropout", "model.*dropout", "model.*.dropout"), "in [0, 1)", lambda v: 0 <= v < 1),
     (("data.image_size",), "a whole number of pixels ≥ 1 (or null)", lambda v: v >= 1 and float(v).is_integer()),
     (("data.max_unreadable", "aug.rotation"), "a fraction in [0, 1]", lambda v: 0 <= v <= 1),

@@ -58,5 +58,7 @@ class Jigsaw:
         rows, cols = self.grid.corners(n, x.shape[2], x.shape[3], generator, device)
         where = generator.device if generator is not None else device
         labels = torch.randint(0, self.classes, (n,), generator=generator, device=where).to(device)
-        order = self.permutations.to(device)[labels]  # (n, 9)
+        if self.permutations.device != device:  # moved once, not copied to the GPU every step
+            self.permutations = self.permutations.to(device)
+        order = self.permutations[labels]  # (n, 9)
         return self.grid.cut(x, rows.gather(1, order), cols.gather(1, order)), labels

@@ -29,6 +29,7 @@ class RelativePosition:
 
     def __init__(self, grid: Grid):
         self.grid = grid
+        self.neighbour_cells = NEIGHBOUR_CELLS  # moved to the images' device on first use
 
     def ask(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (n, C, H, W) floats → inputs (2n, C, s, s) as (centre, neighbour) pairs, and labels (n,) in 0..7."""
@@ -36,5 +37,7 @@ class RelativePosition:
         rows, cols = self.grid.corners(n, x.shape[2], x.shape[3], generator, device)
         where = generator.device if generator is not None else device
         labels = torch.randint(0, self.classes, (n,), generator=generator, device=where).to(device)
-        cells = torch.stack([torch.full_like(labels, CENTRE), NEIGHBOUR_CELLS.to(device)[labels]], dim=1)  # (n, 2)
+        if self.neighbour_cells.device != device:
+            self.neighbour_cells = self.neighbour_cells.to(device)
+        cells = torch.stack([torch.full_like(labels, CENTRE), self.neighbour_cells[labels]], dim=1)  # (n, 2)
         return self.grid.cut(x, rows.gather(1, cells), cols.gather(1, cells)), labels

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -24,7 +23,7 @@ from trends.core import plots
 from trends.core.device import autocast, describe
 from trends.core.distributed import data_parallel
 from trends.core.errors import UserError
-from trends.core.loop import Loop, LossWindow, TrainState
+from trends.core.loop import Loop, LossWindow
 from trends.core.modules import num_params
 from trends.core.run import Run
 from trends.core.schedule import warmup_cosine, whole_epochs
@@ -35,20 +34,14 @@ from trends.pretext.jigsaw import Jigsaw
 from trends.pretext.model import PretextModel
 from trends.pretext.relative_position import RelativePosition
 from trends.pretext.rotation import Rotation
-from trends.vision.augment import random_crop_flip
+from trends.vision.augment import random_crop_flip, resized_crop_flip
 from trends.vision.data import skipped_files
-from trends.vision.evaluate import epoch_order, fresh_encoder, frozen_evaluation, knn_eval, knn_plot
+from trends.vision.evaluate import fresh_encoder, frozen_evaluation, knn_eval, knn_plot
 from trends.vision.normalize import Normalize
 from trends.vision.pretrain_data import PretrainData, load_data
+from trends.vision.pretraining import PretrainState, epoch_batches, full_batches
 
 log = logging.getLogger("trends.pretext")
-
-
-@dataclass
-class PretextState(TrainState):
-    random_init_knn: float | None = None  # the untrained encoder's kNN accuracy: what self-supervision has to beat
-    train_time: float = 0.0  # seconds of training steps alone (no evaluation), for images/s
-    eval_time: float = 0.0  # seconds of kNN and held-out pretext evaluation
 
 
 def build_task(cfg: DictConfig, height: int, width: int):
@@ -64,7 +57,7 @@ def build_task(cfg: DictConfig, height: int, width: int):
 
 
 def main(cfg: DictConfig, run: Run) -> None:
-    loop = Loop(run, cfg.device, PretextState())
+    loop = Loop(run, cfg.device, PretrainState())
     dist, device, t = loop.dist, loop.device, cfg.train
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # the initial weights come from fresh_encoder
     if device.type == "cuda" and not cfg.deterministic:
@@ -81,10 +74,7 @@ def main(cfg: DictConfig, run: Run) -> None:
     o = cfg.optim
     optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, nesterov=o.nesterov,
                                 weight_decay=o.weight_decay)
-    steps_per_epoch = len(data.pretrain) // t.batch_size  # full batches: BatchNorm sees equal batches every step
-    if steps_per_epoch == 0:
-        raise UserError(f"train.batch_size={t.batch_size} is larger than the {len(data.pretrain)} training images; "
-                        "lower it")
+    steps_per_epoch = full_batches(len(data.pretrain), t.batch_size)
     steps = epochs * steps_per_epoch
     scheduler = warmup_cosine(optimizer, round(o.warmup_epochs * steps_per_epoch), steps)
     questions = torch.Generator(device=device).manual_seed(cfg.seed + dist.rank)  # this rank's crops and questions
@@ -98,8 +88,8 @@ def main(cfg: DictConfig, run: Run) -> None:
     forward = loop.compile(parallel, t.compile)
     amp = partial(autocast, device, t.amp)
     knn = partial(knn_eval, model.encoder, data, prepare.uint8, cfg.eval, amp, dist)
-    held_out = partial(pretext_accuracy, model, task, data.test.images[:cfg.eval.pretext_images], prepare, amp,
-                       cfg.seed)
+    asked = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(0))[:cfg.eval.pretext_images]
+    held_out = partial(pretext_accuracy, model, task, data.test.images[asked.to(device)], prepare, amp, cfg.seed)
     chance = 1 / task.classes
     run.update(task=task.name, chance=round(chance, 4), params=num_params(model.encoder),
                head_params=num_params(model.head), device=describe(device), total_steps=steps,
@@ -122,13 +112,11 @@ def main(cfg: DictConfig, run: Run) -> None:
     with loop.progress(steps, unit="img") as progress:
         while state.step < steps:
             epoch = state.step // steps_per_epoch
-            order = epoch_order(len(data.pretrain), cfg.seed, epoch, device)
             parallel.train()
-            for i in range(state.step % steps_per_epoch, steps_per_epoch):
+            for mine in epoch_batches(len(data.pretrain), t.batch_size, cfg.seed, epoch, state.step % steps_per_epoch,
+                                      steps_per_epoch, dist, device):
                 tic = time.perf_counter()
-                mine = dist.mine(order[i * t.batch_size:(i + 1) * t.batch_size])
-                images = random_crop_flip(data.pretrain.images[mine], t.crop_padding, questions)
-                inputs, answers = task.ask(images.float().div_(255), questions)
+                inputs, answers = task.ask(crop_flip(data.pretrain.images[mine], cfg, questions), questions)
                 with amp():
                     logits = forward(prepare(inputs))
                 loss = F.cross_entropy(logits.float(), answers)
@@ -171,11 +159,23 @@ def main(cfg: DictConfig, run: Run) -> None:
     loop.finish(lambda: finish(run, cfg, model, task, data, prepare, state, amp, *final, device))
 
 
+def crop_flip(images: torch.Tensor, cfg: DictConfig, generator: torch.Generator) -> torch.Tensor:
+    """uint8 images → floats in [0, 1], randomly cropped and flipped before the task cuts its questions: a crop of a
+    reflect-padded image (`train.crop_padding`), or, where the task sets `task.crop_scale`, a random resized crop of
+    that area range, which moves and rescales the image under the tile grid (jigsaw needs it: without it the network
+    places tiles by where the image's borders and JPEG's 8×8 blocks fall, and learns nothing else)."""
+    if cfg.task.get("crop_scale"):
+        return resized_crop_flip(images.float().div_(255), images.shape[-1], tuple(cfg.task.crop_scale),
+                                 (3 / 4, 4 / 3), 0.5, generator)
+    return random_crop_flip(images, cfg.train.crop_padding, generator).float().div_(255)
+
+
 @torch.no_grad()
 def pretext_accuracy(model: PretextModel, task, images: torch.Tensor, prepare: Normalize, amp, seed: int,
                      batch_size: int = 500) -> float:
-    """How often the model answers its task right on held-out images (no crop or flip), with questions drawn by a
-    fixed generator, so every evaluation asks the same ones."""
+    """How often the model answers its task right on held-out images (no crop or flip; a fixed random sample of the
+    test set, as folders list class by class), with questions drawn by a fixed generator, so every evaluation asks
+    the same ones."""
     was_training = model.training
     model.eval()
     generator = torch.Generator(device=images.device).manual_seed(seed)
@@ -190,7 +190,7 @@ def pretext_accuracy(model: PretextModel, task, images: torch.Tensor, prepare: N
 
 
 def finish(run: Run, cfg: DictConfig, model: PretextModel, task, data: PretrainData, prepare: Normalize,
-           state: PretextState, amp, acc: float, test_features: torch.Tensor, device) -> None:
+           state: PretrainState, amp, acc: float, test_features: torch.Tensor, device) -> None:
     """Linear probe, random-init and supervised references, plots and the summary's metrics (acc and
     test_features: the final encoder's kNN accuracy and test features)."""
     evals = run.history("eval")

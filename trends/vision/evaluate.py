@@ -24,7 +24,6 @@ from omegaconf import DictConfig
 from trends.core import plots
 from trends.core.distributed import broadcast_buffers, gather_rows
 from trends.core.ranks import Dist
-from trends.core.seed import derive_seed
 from trends.vision.augment import random_crop_flip
 from trends.vision.data import ImageSet
 from trends.vision.encoders import build_encoder
@@ -39,12 +38,6 @@ def fresh_encoder(cfg: DictConfig, device) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return build_encoder(cfg.model).to(device)
-
-
-def epoch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
-    """A permutation per (seed, epoch): a resumed run walks exactly the batches an uninterrupted one would."""
-    generator = torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch))
-    return torch.randperm(n, generator=generator).to(device)
 
 
 def knn_eval(encoder: nn.Module, data: PretrainData, prepare: Callable[[torch.Tensor], torch.Tensor],
