@@ -16,7 +16,6 @@ import time
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from trends.contrastive import plots as view_plots
@@ -33,7 +32,7 @@ from trends.core.run import Run
 from trends.core.schedule import warmup_cosine, whole_epochs
 from trends.core.seed import seed_everything
 from trends.vision.data import skipped_files
-from trends.vision.evaluate import fresh_encoder, frozen_evaluation, knn_eval, knn_plot
+from trends.vision.evaluate import embedding_plot, fresh_encoder, frozen_evaluation, knn_eval, knn_plot
 from trends.vision.normalize import Normalize
 from trends.vision.pretrain_data import PretrainData, load_data
 from trends.vision.pretraining import PretrainState, epoch_batches, full_batches
@@ -149,12 +148,7 @@ def finish(run: Run, cfg: DictConfig, model: SimCLR, data: PretrainData, prepare
     knn_plot(run.plots_dir / "knn.png", knn, references, "SimCLR encoder", cfg.eval.knn_k)
     plots.learning_curves(run.plots_dir / "loss.png", train, "loss", x="epoch",
                           title=f"NT-Xent loss (temperature {cfg.loss.temperature})")
-    shown = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(0))[:cfg.eval.embedding_points]
-    shown = shown.to(device)
-    # L2-normalised first: the PCA then shows the cosine geometry that NT-Xent and the kNN monitor work in
-    plots.scatter_pca(run.plots_dir / "embedding.png", F.normalize(test_features[shown].float(), dim=1),
-                      data.test.labels[shown], class_names=data.test.classes,
-                      title="test embeddings (PCA of the encoder's features)")
+    embedding_plot(run.plots_dir / "embedding.png", test_features, data.test, cfg.eval.embedding_points)
     originals = data.test.images[::max(1, len(data.test) // 8)][:8]  # strided: folders list class by class
     first, second = two_views(originals, aug, torch.Generator(device=device).manual_seed(cfg.seed))
     view_plots.view_pairs(run.plots_dir / "views.png", originals, first, second)

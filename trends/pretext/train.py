@@ -36,7 +36,7 @@ from trends.pretext.relative_position import RelativePosition
 from trends.pretext.rotation import Rotation
 from trends.vision.augment import random_crop_flip, resized_crop_flip
 from trends.vision.data import skipped_files
-from trends.vision.evaluate import fresh_encoder, frozen_evaluation, knn_eval, knn_plot
+from trends.vision.evaluate import embedding_plot, fresh_encoder, frozen_evaluation, knn_eval, knn_plot
 from trends.vision.normalize import Normalize
 from trends.vision.pretrain_data import PretrainData, load_data
 from trends.vision.pretraining import PretrainState, epoch_batches, full_batches
@@ -210,11 +210,7 @@ def finish(run: Run, cfg: DictConfig, model: PretextModel, task, data: PretrainD
                     xlabel="epoch", ylabel=f"{task.name} accuracy", hlines={f"chance ({1 / task.classes:.3f})":
                                                                             1 / task.classes},
                     title="the pretext task itself: a network that cannot solve it has learned nothing")
-    shown = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(0))[:cfg.eval.embedding_points]
-    shown = shown.to(device)
-    plots.scatter_pca(run.plots_dir / "embedding.png", F.normalize(test_features[shown].float(), dim=1),
-                      data.test.labels[shown], class_names=data.test.classes,
-                      title="test embeddings (PCA of the encoder's features)")
+    embedding_plot(run.plots_dir / "embedding.png", test_features, data.test, cfg.eval.embedding_points)
     examples = data.test.images[::max(1, len(data.test) // cfg.eval.task_examples)][:cfg.eval.task_examples]
     task_plots.questions(run.plots_dir / "task.png", model, task, examples, prepare, cfg.seed)
     log.info("%s: %.3f on held-out questions (chance %.3f); kNN accuracy %.4f vs %.4f for the random-init encoder "

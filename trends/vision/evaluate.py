@@ -165,3 +165,10 @@ def supervised_reference(encoder: nn.Module, prepare: Callable[[torch.Tensor], t
             correct += (logits.argmax(1) == test.labels[start:start + 1024]).sum().item()
     return correct / len(test)
 
+
+def embedding_plot(path, test_features: torch.Tensor, test: ImageSet, points: int):
+    """A fixed random `points` of the test features, L2-normalised (the PCA then shows the cosine geometry that
+    NT-Xent and the kNN monitor work in) and projected to 2-D, coloured by class."""
+    shown = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:points].to(test_features.device)
+    return plots.scatter_pca(path, F.normalize(test_features[shown].float(), dim=1), test.labels[shown],
+                             class_names=test.classes, title="test embeddings (PCA of the encoder's features)")
