@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from trends.core.errors import UserError
+from trends.vision.augment import uniform_ints
 
 REFERENCE_SIDE = 32  # the side the configured pixel sizes are meant for
 
@@ -52,9 +53,7 @@ class Grid:
         return rows + self._jitter(n, generator, device), cols + self._jitter(n, generator, device)
 
     def _jitter(self, n: int, generator: torch.Generator | None, device) -> torch.Tensor:
-        where = generator.device if generator is not None else device
-        shift = torch.randint(-self.jitter, self.jitter + 1, (n, 9), generator=generator, device=where)
-        return shift.to(device)
+        return uniform_ints(2 * self.jitter + 1, n * 9, generator, device).view(n, 9) - self.jitter
 
     def cut(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         """The patches whose top-left corners are (rows, cols), each (n, m), resized for the encoder.

@@ -13,6 +13,7 @@ from functools import lru_cache
 import torch
 
 from trends.pretext.grid import Grid
+from trends.vision.augment import uniform_ints
 
 TILES = 9
 
@@ -45,9 +46,9 @@ class Jigsaw:
     name = "jigsaw"
     inputs_per_question = TILES
 
-    def __init__(self, grid: Grid, permutations: int):
+    def __init__(self, grid: Grid, permutations: int, device="cpu"):
         self.grid = grid
-        self.permutations = permutation_set(permutations)
+        self.permutations = permutation_set(permutations).to(device)  # where the images are: no copy per step
         self.classes = permutations
         self.answers = tuple(f"#{i}" for i in range(permutations))
 
@@ -56,9 +57,6 @@ class Jigsaw:
         permutations[label][j]), and labels (n,) in 0..K-1."""
         n, device = x.shape[0], x.device
         rows, cols = self.grid.corners(n, x.shape[2], x.shape[3], generator, device)
-        where = generator.device if generator is not None else device
-        labels = torch.randint(0, self.classes, (n,), generator=generator, device=where).to(device)
-        if self.permutations.device != device:  # moved once, not copied to the GPU every step
-            self.permutations = self.permutations.to(device)
+        labels = uniform_ints(self.classes, n, generator, device)
         order = self.permutations[labels]  # (n, 9)
         return self.grid.cut(x, rows.gather(1, order), cols.gather(1, order)), labels

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from trends.pretext.grid import Grid
+from trends.vision.augment import uniform_ints
 
 # The 8 answers, in reading order around the centre (cell 4 of the row-major 3×3 grid).
 POSITIONS = ("upper left", "above", "upper right", "left", "right", "lower left", "below", "lower right")
@@ -27,17 +28,14 @@ class RelativePosition:
     inputs_per_question = 2  # centre, neighbour
     answers = POSITIONS
 
-    def __init__(self, grid: Grid):
+    def __init__(self, grid: Grid, device="cpu"):
         self.grid = grid
-        self.neighbour_cells = NEIGHBOUR_CELLS  # moved to the images' device on first use
+        self.neighbour_cells = NEIGHBOUR_CELLS.to(device)  # where the images are: no copy per step
 
     def ask(self, x: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (n, C, H, W) floats → inputs (2n, C, s, s) as (centre, neighbour) pairs, and labels (n,) in 0..7."""
         n, device = x.shape[0], x.device
         rows, cols = self.grid.corners(n, x.shape[2], x.shape[3], generator, device)
-        where = generator.device if generator is not None else device
-        labels = torch.randint(0, self.classes, (n,), generator=generator, device=where).to(device)
-        if self.neighbour_cells.device != device:
-            self.neighbour_cells = self.neighbour_cells.to(device)
+        labels = uniform_ints(self.classes, n, generator, device)
         cells = torch.stack([torch.full_like(labels, CENTRE), self.neighbour_cells[labels]], dim=1)  # (n, 2)
         return self.grid.cut(x, rows.gather(1, cells), cols.gather(1, cells)), labels

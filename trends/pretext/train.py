@@ -44,15 +44,15 @@ from trends.vision.pretraining import PretrainState, epoch_batches, full_batches
 log = logging.getLogger("trends.pretext")
 
 
-def build_task(cfg: DictConfig, height: int, width: int):
-    """The task named by `task.name`, its patch sizes scaled to the images."""
+def build_task(cfg: DictConfig, height: int, width: int, device):
+    """The task named by `task.name`, its patch sizes scaled to the images, its tables on their device."""
     if cfg.name == "rotation":
         return Rotation(height, width)
     grid = Grid.for_images(cfg, min(height, width))
     if cfg.name == "relative_position":
-        return RelativePosition(grid)
+        return RelativePosition(grid, device)
     if cfg.name == "jigsaw":
-        return Jigsaw(grid, cfg.permutations)
+        return Jigsaw(grid, cfg.permutations, device)
     raise UserError(f"task.name={cfg.name} is not known; use task=relative_position, task=rotation or task=jigsaw")
 
 
@@ -64,7 +64,7 @@ def main(cfg: DictConfig, run: Run) -> None:
         torch.backends.cudnn.benchmark = True  # fixed shapes every step: let cuDNN pick its fastest kernels once
     epochs = whole_epochs(t.epochs)
     data = load_data(cfg.data).to(device)
-    task = build_task(cfg.task, *data.pretrain.images.shape[-2:])
+    task = build_task(cfg.task, *data.pretrain.images.shape[-2:], device)
     prepare = Normalize.fit(data.pretrain.images, channels_last=t.channels_last)
     model = PretextModel(fresh_encoder(cfg, device), task.inputs_per_question, task.classes,
                          cfg.model.head_hidden).to(device)
@@ -163,7 +163,7 @@ def crop_flip(images: torch.Tensor, cfg: DictConfig, generator: torch.Generator)
     """uint8 images → floats in [0, 1], randomly cropped and flipped before the task cuts its questions: a crop of a
     reflect-padded image (`train.crop_padding`), or, where the task sets `task.crop_scale`, a random resized crop of
     that area range, which moves and rescales the image under the tile grid (jigsaw needs it: without it the network
-    places tiles by where the image's borders and JPEG's 8×8 blocks fall, and learns nothing else)."""
+    most likely places tiles by where the image's borders and JPEG's 8×8 blocks fall, and learns little else)."""
     if cfg.task.get("crop_scale"):
         return resized_crop_flip(images.float().div_(255), images.shape[-1], tuple(cfg.task.crop_scale),
                                  (3 / 4, 4 / 3), 0.5, generator)

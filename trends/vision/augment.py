@@ -15,16 +15,16 @@ def random_crop_flip(images: torch.Tensor, padding: int, generator: torch.Genera
     n, _, h, w = images.shape
     device = images.device
     padded = torch.nn.functional.pad(images.float(), (padding,) * 4, mode="reflect").to(images.dtype)
-    dx, dy = (_uniform_ints(2 * padding + 1, n, generator, device) for _ in range(2))
+    dx, dy = (uniform_ints(2 * padding + 1, n, generator, device) for _ in range(2))
     rows = (dy[:, None] + torch.arange(h, device=device))[:, :, None]  # (N, H, 1)
     cols = (dx[:, None] + torch.arange(w, device=device))[:, None, :]  # (N, 1, W)
     batch = torch.arange(n, device=device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
-    flip = _uniform_ints(2, n, generator, device).bool()
+    flip = uniform_ints(2, n, generator, device).bool()
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
-def _uniform_ints(high: int, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def uniform_ints(high: int, n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     """n integers in [0, high), drawn on the generator's device and moved to `device`."""
     where = generator.device if generator is not None else device
     return torch.randint(0, high, (n,), generator=generator, device=where).to(device)
