@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import json
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ class Demo:
     entry: str  # module with main(cfg, run)
     help: str
     issue: int  # where it is specified, for the "not built yet" message
+    sweep: bool = False  # the command is itself a sweep (its config lists the jobs): every run is a multirun
 
     @property
     def available(self) -> bool:
@@ -93,6 +95,19 @@ def new_run_dir(command: str, multirun: bool = False) -> Path:
     raise UserError(f"could not find a free run folder name under {base}")
 
 
+def is_sweep_folder(path: Path) -> bool:
+    return (Path(path) / "multirun.yaml").is_file()
+
+
+def sweep_resume_overrides(demo: Demo, sweep_dir: Path) -> list[str]:
+    """The overrides a sweep was started with, so `--resume SWEEP` re-launches exactly its jobs (same numbers)."""
+    saved = OmegaConf.load(sweep_dir / "multirun.yaml")
+    if OmegaConf.select(saved, "hydra.job.name") != demo.config:
+        raise UserError(f"{sweep_dir} is not a `trends {demo.command}` sweep")
+    return [o for o in OmegaConf.select(saved, "hydra.overrides.task", default=[])
+            if not o.startswith(("resume=", "hydra.job.name="))]
+
+
 def resume_overrides(demo: Demo, run_dir: Path) -> list[str]:
     """The overrides a run was started with, so `--resume` rebuilds exactly its config."""
     saved = run_dir / ".hydra" / "overrides.yaml"
@@ -111,6 +126,10 @@ def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke:
                print_cfg: bool, resume: Path | None) -> tuple[list[str], Path | None]:
     """Hydra's argv for the options a user typed, and the run folder it will use."""
     args: list[str] = []
+    if resume is not None and is_sweep_folder(resume):
+        # Every job again in the same folder: completed ones are kept, the others continue or start (bridge._task).
+        args = [*sweep_resume_overrides(demo, resume), f"hydra.job.name={demo.config}", "resume=true"]
+        return ["--multirun", *args, f"hydra.sweep.dir={resume}"], resume
     if resume is not None:
         args += resume_overrides(demo, resume)
     if smoke:
@@ -153,6 +172,18 @@ def check_before_the_folder(demo: Demo, args: list[str]) -> None:
             return
     check_complete(cfg)
     check_values(cfg)
+
+
+def compose_config(demo: Demo, overrides: list[str]):
+    """The demo's config with these overrides, composed without a run (for work that trains nothing)."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+
+    with initialize_config_module(config_module=CONFIGS, version_base="1.3"):
+        try:
+            return compose(demo.config, overrides=overrides)
+        except HydraException as err:
+            raise UserError(str(err).splitlines()[0]) from None
 
 
 def discard_unused(run_dir: Path | None) -> None:
@@ -243,12 +274,33 @@ def _task(demo: Demo):
         check_complete(cfg)
         check_override_types(cfg, demo.config, overrides, dict(hc.runtime.choices))
         train = importlib.import_module(demo.entry).main
+        out_dir = Path(hc.runtime.output_dir)
+        multirun = hc.mode == RunMode.MULTIRUN
+        if multirun and cfg.resume:  # `--resume SWEEP`: keep what completed, continue what has a checkpoint
+            done = _summary_of(out_dir)
+            if done.get("status") == "completed":
+                return done
+            if not layout.checkpoint_of(out_dir).is_file():
+                (out_dir / layout.METRICS).unlink(missing_ok=True)  # a start without a checkpoint: from scratch
+                cfg.resume = False
 
         def checked_train(cfg, run):  # inside execute: in a sweep a job whose values cannot work fails alone
             check_values(cfg)
             return train(cfg, run)
 
-        return execute(checked_train, cfg, Path(hc.runtime.output_dir), command=demo.command, overrides=overrides,
-                       multirun=hc.mode == RunMode.MULTIRUN)
+        return execute(checked_train, cfg, out_dir, command=demo.command, overrides=overrides, multirun=multirun)
 
     return task
+
+
+def failed_sweep_analysis(sweep_dir: Path | None) -> str | None:
+    """The error a sweep's own analysis recorded in its summary.json (Hydra only warns when a callback raises)."""
+    summary = _summary_of(sweep_dir) if sweep_dir is not None else {}
+    return summary.get("error") if summary.get("status") == "failed" else None
+
+
+def _summary_of(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / layout.SUMMARY).read_text())
+    except (OSError, ValueError):
+        return {}

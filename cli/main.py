@@ -21,6 +21,8 @@ DEMOS = [
          "SimCLR self-supervised learning, evaluated with kNN and a linear probe.", 4),
     Demo("gnn", "gnn", "trends.gnn.train", "Graph neural networks on citation graphs and molecules.", 3),
     Demo("lm", "lm", "trends.lm.train", "A character-level GPT on Tiny Shakespeare (or any text file).", 2),
+    Demo("scaling", "scaling", "trends.scaling.train",
+         "Language models get bigger: a ladder of GPT sizes and the power law of their losses.", 13, sweep=True),
     Demo("pretext", "pretext", "trends.pretext.train",
          "Self-supervised pretext tasks: where a patch lies, rotation, jigsaw; evaluated like contrastive.", 12),
     Demo("vit-vs-cnn", "vit_vs_cnn", "trends.vit_vs_cnn.train",
@@ -50,12 +52,19 @@ def _add_demo(demo: Demo) -> None:
         cfg: bool = typer.Option(False, "--cfg", help="Print the composed config and exit."),
         resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
         debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
+        source: Optional[Path] = typer.Option(None, "--from", hidden=not demo.sweep,
+                                              help="Analyse this finished sweep (e.g. outputs/lm/multirun/<stamp>) "
+                                                   "instead of training: fit, plots, table, samples."),
     ) -> None:
         if not demo.available:
             _fail(f"`trends {demo.command}` is not built yet (see issue #{demo.issue}); try `trends lm`.")
         if resume is not None and multirun:
-            _fail("--resume continues one run; drop -m")
-        code = _launch(demo, list(overrides or []), epochs=epochs, smoke=smoke, multirun=multirun,
+            _fail("--resume continues a run or a whole sweep from its folder; drop -m")
+        if source is not None:
+            if not demo.sweep:
+                _fail(f"--from is an option of `trends scaling`, not of `trends {demo.command}`")
+            raise typer.Exit(_analyse(demo, source, list(overrides or []), debug=debug))
+        code = _launch(demo, list(overrides or []), epochs=epochs, smoke=smoke, multirun=multirun or demo.sweep,
                        print_cfg=cfg, resume=resume, debug=debug)
         raise typer.Exit(code)
 
@@ -81,6 +90,10 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
     try:
         argv, run_dir = bridge.hydra_argv(demo, overrides, **options)
         bridge.run_hydra(demo, argv, quiet=not show_traceback)
+        failed = bridge.failed_sweep_analysis(run_dir) if demo.sweep else None
+        if failed:
+            say(f"error: {failed}")
+            return 1
         return 0
     except (RunInterrupted, KeyboardInterrupt):
         again = f"trends {demo.command}" if rank is None else \
@@ -104,6 +117,23 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
         typer.echo(f"error: {type(err).__name__}: {err}\n(run folder: {run_dir}; add --debug for the traceback)",
                    err=True)
         return 1
+
+
+def _analyse(demo: Demo, sweep_dir: Path, overrides: list[str], debug: bool) -> int:
+    """`trends scaling --from SWEEP [scaling.…=…]`: the analysis alone, with the demo's settings (and overrides)."""
+    from trends.core.errors import UserError
+
+    try:
+        settings = bridge.compose_config(demo, overrides).scaling
+        from trends.scaling.analysis import analyse
+
+        analyse(sweep_dir, settings)
+        return 0
+    except UserError as err:
+        if debug:
+            raise
+        typer.echo(f"error: {err}", err=True)
+        return 2
 
 
 def _hydra_message(err: Exception) -> str:

@@ -28,7 +28,7 @@ def print_runs(root: Path, limit: int) -> None:
         s = _summary(run)
         overrides = " ".join(o for o in s.get("overrides", []) if not o.startswith("hydra"))
         head = s.get("headline")
-        value = s.get("metrics", {}).get(head) if head else None
+        value = s.get("metrics", {}).get(head, s.get(head)) if head else None  # a sweep's analysis: top level
         headline = f"{head}={value:.4g}" if isinstance(value, (int, float)) else ""
         table.add_row(str(run.relative_to(root)), s.get("command", "?"), _status(s.get("status")),
                       overrides, headline, f"{s.get('duration_s', 0):.0f}s")

@@ -130,7 +130,7 @@ def test_the_wheel_is_one_package_that_works_beside_other_cli_and_conf_packages(
     names = set(zipfile.ZipFile(wheel).namelist())
     (top_level,) = [n for n in names if n.endswith(".dist-info/top_level.txt")]
     assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["trends"]
-    for required in ("trends/conf/common.yaml", "trends/conf/lm.yaml", "trends/conf/lm/model/gpt.yaml",
+    for required in ("trends/conf/common.yaml", "trends/conf/lm.yaml", "trends/conf/text/model/gpt.yaml",
                      "trends/conf/lm/experiment/smoke.yaml", "trends/text/smoke.txt", "trends/cli/main.py"):
         assert required in names, required
     # The wheel alone (its dependencies come from this environment), run from a project with its own `cli` and
@@ -176,3 +176,6 @@ def test_completion_offers_the_groups_of_every_config_folder_a_demo_searches():
         assert not [o for o in options[command] if o.startswith("encoder=")]  # chosen through model=, not typed
     assert {"task=relative_position", "task=rotation", "task=jigsaw"} <= set(options["pretext"])
     assert "task=node" in options["gnn"] and "data=shakespeare" in options["lm"]
+    for command in ("lm", "scaling"):  # model/, data/, optim/ live in the shared conf/text/
+        assert {"data=text", "model=gpt", "optim=adamw", "experiment=smoke"} <= set(options[command])
+    assert {"mode=ladder", "mode=isoflop", "experiment=gpu"} <= set(options["scaling"])

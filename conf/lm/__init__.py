@@ -1,1 +1,1 @@
-"""Config groups of `trends lm` (found through hydra.searchpath in conf/lm.yaml)."""
+"""Config groups of `trends lm` (experiment/; the model, data and optim groups are conf/text/'s)."""

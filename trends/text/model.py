@@ -105,8 +105,13 @@ class GPT(nn.Module):
         """Parameters, counting the tied embedding once."""
         return num_params(self)
 
+    def non_embedding_params(self) -> int:
+        """Parameters without the token and position embeddings: Kaplan et al.'s N, the x of a scaling law."""
+        return self.num_params() - self.tok_emb.weight.numel() - self.pos_emb.weight.numel()
+
     def flops_per_token(self) -> float:
-        """Training FLOPs per token: 6N for the weights plus 12·L·d·T for attention scores (PaLM appendix B)."""
+        """Training FLOPs per token: 6N for the weights (the tied head's matrix product included, the position
+        lookup not) plus 12·L·d·T for attention scores (PaLM appendix B)."""
         c = self.cfg
         n = self.num_params() - self.pos_emb.weight.numel()
         return 6 * n + 12 * c.n_layer * c.n_embd * c.block_size

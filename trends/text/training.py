@@ -1,0 +1,156 @@
+"""Train the character-level GPT: estimate losses, checkpoint, plot, sample. One run of `trends lm`, and one rung of
+`trends scaling`'s ladder.
+
+Reads top-down: data → model → the step → evaluation → the end of the run; the shared scaffolding (resume,
+checkpoints, the NaN guard, Ctrl-C, progress) is trends.core.loop's.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from trends.core import plots
+from trends.core.device import autocast, describe, measure_peak_flops
+from trends.core.distributed import Dist, sum_across_ranks
+from trends.core.loop import Loop, LossWindow, TrainState
+from trends.core.run import Run
+from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
+from trends.core.seed import seed_everything
+from trends.text.data import Corpus, load_corpus, random_windows
+from trends.text.model import GPT, GPTConfig
+
+log = logging.getLogger("trends.text")
+
+
+@dataclass
+class LMState(TrainState):
+    best_val_loss: float = math.inf
+    train_tokens: int = 0  # tokens and seconds of training alone (no evaluation), for tokens/s and MFU
+    train_time: float = 0.0
+
+
+def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps: int | None = None) -> None:
+    """Train `cfg.model` on `cfg.data` for `steps` optimizer steps (default: the budget in cfg.train) with
+    `warmup_steps` of warmup (default: cfg.optim.warmup_steps)."""
+    loop = Loop(run, cfg.device, LMState())
+    dist, device, t = loop.dist, loop.device, cfg.train
+    seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # DDP copies rank 0's initial weights to all ranks
+    corpus = load_corpus(cfg.data, cfg.model.block_size)
+    model_config = OmegaConf.to_container(cfg.model, resolve=True)  # a size may follow a rule (trends scaling)
+    model = GPT(GPTConfig(vocab_size=len(corpus.vocab), **model_config)).to(device)
+    optimizer = torch.optim.AdamW(model.param_groups(cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                  betas=tuple(cfg.optim.betas), fused=device.type == "cuda")
+    share = dist.per_rank_batch(t.batch_size)  # train.batch_size is global: each rank draws its share of windows
+    tokens_per_step = t.batch_size * cfg.model.block_size * t.grad_accum
+    steps = steps or total_steps(t, len(corpus.train) / tokens_per_step)
+    warmup_steps = cfg.optim.warmup_steps if warmup_steps is None else warmup_steps
+    scheduler = warmup_cosine(optimizer, warmup_steps, steps, floor=cfg.optim.min_lr / cfg.optim.lr)
+    batches = torch.Generator().manual_seed(cfg.seed + dist.rank)  # this rank's training windows
+    window = LossWindow(device)
+    loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"batches": batches, "loss": window})
+    loop.keep(model_config=model_config, vocab=corpus.vocab)  # for `trends sample`
+    if cfg.resume:
+        loop.resume()
+
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.active else model
+    forward = loop.compile(ddp, t.compile)
+    peak = cfg.peak_flops or measure_peak_flops(device)
+    flops_per_token = model.flops_per_token()
+    run.update(params=model.num_params(), non_embedding_params=model.non_embedding_params(), lr=cfg.optim.lr,
+               flops_per_token=flops_per_token, device=describe(device), total_steps=steps,
+               tokens_per_step=tokens_per_step, peak_flops=peak, vocab_size=len(corpus.vocab),
+               train_chars=len(corpus.train), headline="best_val_loss")
+    log.info("GPT %.2fM params on %s, %d steps of %d tokens (%.2f epochs)", model.num_params() / 1e6,
+             describe(device), steps, tokens_per_step, steps * tokens_per_step / len(corpus.train))
+
+    state = loop.state
+    with loop.progress(steps, unit="tok") as progress:
+        while state.step < steps:
+            tic = time.perf_counter()
+            model.train()
+            for micro in range(t.grad_accum):
+                x, y = random_windows(corpus.train, share, cfg.model.block_size, batches, device)
+                last = micro == t.grad_accum - 1
+                with autocast(device, t.amp), (contextlib.nullcontext() if last or not dist.active else ddp.no_sync()):
+                    _, loss = forward(x, y)
+                    (loss / t.grad_accum).backward()  # gradients are all-reduced on the last micro-batch only
+            optimizer_step(optimizer, scheduler, model.parameters(), cfg.optim.grad_clip)
+            state.step += 1
+            window.add(loss)
+            loss_value = loop.finite(loss)
+            state.train_time += time.perf_counter() - tic
+            state.train_tokens += tokens_per_step
+            tokens_per_s = state.train_tokens / state.train_time
+            progress.advance(rate=tokens_per_s)
+
+            step, epoch = state.step, round(state.step * tokens_per_step / len(corpus.train), 4)
+            if step % t.log_every == 0 or step == steps:
+                run.log(step, "step", epoch=epoch, loss=window.mean(), lr=scheduler.get_last_lr()[0],
+                        tokens_per_s=round(tokens_per_s), mfu=round(flops_per_token * tokens_per_s / peak, 4))
+            if step % t.eval_every == 0 or step == steps:
+                losses = estimate_losses(model, corpus, t.eval_batches, t.batch_size, device, t.amp, dist)
+                state.best_val_loss = min(state.best_val_loss, losses["val"])
+                for split, value in losses.items():
+                    run.log(step, split, epoch=epoch, loss=value, bpc=value / math.log(2))
+                progress.note(f"step {step}: train {losses['train']:.3f}  val {losses['val']:.3f}  "
+                              f"best {state.best_val_loss:.3f}  (last batch {loss_value:.3f})")
+                loop.checkpoint()
+            loop.stop_if_asked()
+
+    loop.finish(lambda: finish(run, model, corpus, cfg, device, state, flops_per_token, peak))
+
+
+@torch.no_grad()
+def estimate_losses(model: GPT, corpus: Corpus, n_batches: int, batch_size: int, device, amp: bool,
+                    dist: Dist = Dist()) -> dict:
+    """Mean loss over the same `n_batches` random windows of each split every time (its own RNG: the
+    training order is untouched, so a resumed run sees exactly the batches an uninterrupted one would).
+    Under torchrun every rank draws every batch's windows but evaluates only every world-th batch."""
+    model.eval()
+    out = {}
+    for split, ids in (("train", corpus.train), ("val", corpus.val)):
+        windows = torch.Generator().manual_seed(1234)
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        for batch in range(n_batches):
+            x, y = random_windows(ids, batch_size, model.cfg.block_size, windows, device)
+            if batch % dist.world == dist.rank:
+                with autocast(device, amp):
+                    total += model(x, y)[1].double()
+        out[split] = sum_across_ranks(total).item() / n_batches
+    model.train()
+    return out
+
+
+def finish(run: Run, model: GPT, corpus: Corpus, cfg: DictConfig, device, state: LMState, flops_per_token: float,
+           peak: float) -> None:
+    """Samples, plots and the summary's metrics."""
+    val = run.history("val")
+    train = run.history("train")
+    tokens_per_s = state.train_tokens / state.train_time if state.train_time else 0.0
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    prompt = corpus.encode("\n")[None].to(device)
+    model.eval()
+    text = corpus.decode(model.generate(prompt, cfg.train.sample_tokens, cfg.train.temperature,
+                                        generator=generator)[0].tolist())
+    (run.dir / "samples.txt").write_text(text)
+    log.info("sample:\n%s", text)
+    plots.learning_curves(run.plots_dir / "loss.png", [r for r in run.history() if r["split"] != "step"],
+                          "loss", title=f"char-GPT ({model.num_params() / 1e6:.2f}M params)")
+    plots.learning_curves(run.plots_dir / "step_loss.png", run.history("step"), "loss", title="training loss")
+    run.update(metrics={
+        "best_val_loss": round(state.best_val_loss, 4),
+        "final_val_loss": round(val[-1]["loss"], 4),
+        "final_train_loss": round(train[-1]["loss"], 4),
+        "best_val_bpc": round(state.best_val_loss / math.log(2), 4),
+        "tokens_per_s": round(tokens_per_s),
+        "train_tokens": state.train_tokens,
+        "mfu": round(flops_per_token * tokens_per_s / peak, 4),
+    })
+    log.info("best val loss %.4f (%.3f bits/char), %.0f tokens/s", state.best_val_loss,
+             state.best_val_loss / math.log(2), tokens_per_s)
