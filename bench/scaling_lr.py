@@ -1,10 +1,10 @@
-"""Is `trends scaling`'s learning-rate rule, lr = 0.96 / width, right at every size? A short per-size check: the
+"""Is `trends scaling`'s learning-rate rule, lr = 0.64 / width, right at every size? A short per-size check: the
 ladder at half, once and twice the rule's rate, same steps, one table. An untuned large model makes a false law.
 
     python bench/scaling_lr.py                                # depths 1, 3, 6; factors 0.5, 1, 2; 300 steps (≈ 7 min)
     python bench/scaling_lr.py --depths 2,4,6 --steps 800
 
-Each factor is one real `trends scaling` sweep (lr overridden as `${div:0.96·factor,${model.n_embd}}`) into a scratch
+Each factor is one real `trends scaling` sweep (lr overridden as `${div:0.64·factor,${model.n_embd}}`) into a scratch
 outputs folder; the table is read from the sweeps' summary.json.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-RULE = 0.96  # lr × width in conf/scaling.yaml
+RULE = 0.64  # lr × width in conf/scaling.yaml
 
 
 def sweep(factor: float, depths: str, steps: int, outputs: Path) -> dict[int, float]:

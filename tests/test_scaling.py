@@ -46,7 +46,7 @@ def test_power_law_fit_recovers_known_parameters_from_noisy_points():
     assert low < fit.law.alpha < high and fit.sigma["alpha"] > 0
     # Exact points come back exactly, and a fit without the largest point predicts it.
     exact = E + A * n ** -alpha
-    assert fit_power_law(n[:-1], exact[:-1])(n[-1]) == pytest.approx(exact[-1], abs=1e-6)
+    assert fit_power_law(n[:-1], exact[:-1])(n[-1]) == pytest.approx(exact[-1], abs=1e-5)
 
 
 def test_isoflop_valley_and_optimum_exponent():
@@ -118,7 +118,7 @@ def test_smoke_ladder_leaves_a_folder_per_rung_and_the_analysis(workdir):
 
 
 def test_isoflop_smoke_trains_each_size_for_its_budget(workdir):
-    result = trends("scaling", "--smoke", "mode=isoflop", "scaling.depths=[1,2,3]", "scaling.budgets=[3e8,1e9]",
+    result = trends("scaling", "--smoke", "mode=isoflop", "scaling.depths=[1,2,3]", "scaling.budgets=[2e9,6e9]",
                     cwd=workdir)
     assert result.returncode == 0, result.stderr
     sweep = sweep_dir(workdir)
@@ -167,7 +167,7 @@ def test_ctrl_c_on_a_rung_then_resume_finishes_the_ladder_exactly(workdir):
     assert code == 130, err
     sweep = sweep_dir(workdir)
     assert summary(sweep / "0")["status"] == "interrupted" and not (sweep / "2").exists()
-    assert f"trends scaling --resume {sweep}" in err
+    assert f"trends scaling --resume outputs/scaling/multirun/{sweep.name}" in err
 
     resumed = trends("scaling", "--resume", str(sweep), cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr

@@ -140,6 +140,8 @@ def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: P
         run.finish("interrupted")
         if isinstance(err, RunInterrupted):
             shutdown()  # as below
+            if multirun:  # Hydra records a job's Exception and starts the next job: only a BaseException stops it
+                raise KeyboardInterrupt from err
         raise  # Ctrl-C stops a sweep too
     except Diverged as err:
         run.update(diverged_at_step=err.step)
@@ -165,6 +167,8 @@ def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: P
     else:
         run.finish("completed")
         shutdown()  # every rank leaves the process group once rank 0 has written
+        if run.stop_requested and multirun:  # Ctrl-C after the last step (in the plots, say): this job is done,
+            raise KeyboardInterrupt  # but the user asked the sweep to stop
     return run.summary
 
 

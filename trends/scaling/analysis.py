@@ -135,11 +135,12 @@ def _predict_largest(x: np.ndarray, loss: np.ndarray):
 
 def kaplan_note(alpha: float, sigma: float) -> str:
     """How the measured exponent compares with Kaplan et al.'s, and why a char-level model at this scale differs."""
-    return (f"α = {alpha:.3f} ± {sigma:.3f} here against Kaplan et al.'s 0.076 (BPE tokens of WebText2, 10^3–10^9 "
-            "parameters, each trained to convergence on billions of tokens). Here the ladder is short (one to two "
-            "decades), every size sees the same small budget of tokens, the characters carry a large irreducible "
-            "entropy that E absorbs, and the exponent of the reducible part is steeper at small N; Kaplan's 0.076 "
-            "is the slope of L itself, with no E, over six decades.")
+    return (f"α = {alpha:.3f} ± {sigma:.3f} here. Kaplan et al. (2020) found 0.076 for L(N) = (N_c/N)^α with no "
+            "irreducible term, on BPE tokens of WebText2, over six decades of N, each size trained to convergence; "
+            "Hoffmann et al. (2022), fitting with an irreducible E as here, found 0.34. This ladder is short (two "
+            "decades), gives every size the same small budget of tokens (the larger rungs are further from "
+            "converged, which flattens the curve), and predicts characters, whose large irreducible entropy E "
+            "absorbs: the exponent describes only the reducible part of the loss, so it is not Kaplan's number.")
 
 
 def _rounded(values: dict) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FormatStrFormatter
 
 from trends.core.plots import plt, save
 from trends.scaling.fit import PowerLaw
@@ -35,20 +36,24 @@ def law_plot(path: Path, x, y, labels, law: PowerLaw, held_out: PowerLaw | None,
         ax.scatter([x[-1]], [held_out(x[-1])], facecolors="none", edgecolors="C1", s=80, zorder=4,
                    label=f"largest, predicted: {float(held_out(x[-1])):.3f} (measured {y[-1]:.3f})")
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="validation loss (nats/char)", title=title)
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):  # 1.70, not 1.7 × 10⁰
+        axis(FormatStrFormatter("%.2f"))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return save(fig, path)
 
 
 def learning_curves(path: Path, rungs: list[Rung], x: str = "tokens") -> Path:
-    """Every rung's validation loss against training tokens (or FLOPs), coloured from small to large."""
+    """Every rung's validation loss (the running training loss where runs evaluated only at their end, as in
+    mode=isoflop) against training tokens (or FLOPs), coloured from small to large."""
     fig, ax = plt.subplots(figsize=(6.8, 4.6))
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(rungs)))
     for rung, colour in zip(rungs, colours):
         xs = [t if x == "tokens" else t * rung.flops / rung.tokens for t, _ in rung.curve]
         label = rung.label if rung.budget is None else f"{rung.label}, C={rung.budget:.0e}"
         ax.plot(xs, [v for _, v in rung.curve], marker="o", markersize=3, color=colour, label=label)
-    ax.set(xscale="log", xlabel=f"training {x}", ylabel="validation loss (nats/char)",
+    which = "validation" if all(r.curve_split == "val" for r in rungs) else "training"
+    ax.set(xscale="log", xlabel=f"training {x}", ylabel=f"{which} loss (nats/char)",
            title="learning curves of every rung")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=2 if len(rungs) > 8 else 1)

@@ -27,7 +27,8 @@ class Rung:
     tokens_per_s: float
     lr: float
     budget: float | None  # mode=isoflop: the job's compute budget C
-    curve: list = field(default_factory=list)  # (tokens, val loss) at every evaluation
+    curve: list = field(default_factory=list)  # (tokens, loss) at every evaluation (or every log point, see below)
+    curve_split: str = "val"  # "step": the running training loss, where the run evaluated only at its end
     sample: str = ""
 
     @property
@@ -77,14 +78,15 @@ def _rung(job: Path, summary: dict) -> Rung:
     metrics = summary["metrics"]
     tokens = summary["total_steps"] * summary["tokens_per_step"]
     records = [json.loads(line) for line in (job / layout.METRICS).read_text().splitlines() if line.strip()]
-    curve = [(r["step"] * summary["tokens_per_step"], r["loss"]) for r in records if r["split"] == "val"]
+    split = "val" if sum(r["split"] == "val" for r in records) >= 2 else "step"
+    curve = [(r["step"] * summary["tokens_per_step"], r["loss"]) for r in records if r["split"] == split]
     sample = job / "samples.txt"
     model = meta_model(cfg.model, summary["vocab_size"])  # counted from the config: older lm runs did not record N
     return Rung(job=job.name, n_layer=int(cfg.model.n_layer), n_embd=int(cfg.model.n_embd),
                 params=model.non_embedding_params(), tokens=tokens, flops=model.flops_per_token() * tokens,
                 final_val_loss=metrics["final_val_loss"], tokens_per_s=metrics["tokens_per_s"],
                 lr=float(summary.get("lr", cfg.optim.lr)), budget=OmegaConf.select(cfg, "scaling.budget"),
-                curve=curve, sample=sample.read_text() if sample.is_file() else "")
+                curve=curve, curve_split=split, sample=sample.read_text() if sample.is_file() else "")
 
 
 def _short(n: float) -> str:
