@@ -119,7 +119,7 @@ def test_smoke_ladder_leaves_a_folder_per_rung_and_the_analysis(workdir):
 
 def test_isoflop_smoke_trains_each_size_for_its_budget(workdir):
     result = trends("scaling", "--smoke", "mode=isoflop", "scaling.depths=[1,2,3]", "scaling.budgets=[2e9,6e9]",
-                    cwd=workdir)
+                    "train.eval_every=100000", cwd=workdir)
     assert result.returncode == 0, result.stderr
     sweep = sweep_dir(workdir)
     analysed = summary(sweep)
@@ -158,7 +158,7 @@ def test_short_ladder_on_tiny_shakespeare_follows_a_power_law(workdir):
 
 
 def test_ctrl_c_on_a_rung_then_resume_finishes_the_ladder_exactly(workdir):
-    longer = ["--smoke", "train.steps=200", "train.eval_every=10", "scaling.depths=[1,2,3]"]
+    longer = ["--smoke", "train.steps=120", "train.eval_every=10", "scaling.depths=[1,2,3]"]
     straight = trends("scaling", *longer, cwd=workdir, env={"TRENDS_OUTPUTS": "straight"})
     assert straight.returncode == 0, straight.stderr
     (reference,) = (workdir / "straight" / "scaling" / "multirun").iterdir()
