@@ -2,6 +2,7 @@
 
     python bench/lm.py                      # throughput of default / nanoGPT CPU recipe / GPU preset, then quality
     python bench/lm.py --skip-quality       # throughput only (seconds)
+    python bench/lm.py --decode             # generation: characters/s with and without the key/value cache
 
 The reference is nanoGPT's documented CPU recipe for shakespeare_char (4 layers, 4 heads, 128 wide, block 64,
 batch 12, lr 1e-3 → 1e-4, 2000 iterations), run through the same code so only the recipe differs.
@@ -61,6 +62,21 @@ def throughput(overrides: list[str], device: torch.device, steps: int) -> dict:
             "mfu": model.flops_per_token() * tokens_per_s / measure_peak_flops(device)}
 
 
+def decode_speed(n_layer: int, device: torch.device, cache: bool, chars: int = 1000, repeats: int = 3) -> float:
+    """Characters/s of `GPT.generate` for a default-width model (128 wide, block 64) of n_layer layers: the best of
+    `repeats` timings (the machine's other work only ever slows a run down)."""
+    model = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=n_layer, n_head=4, n_embd=128, dropout=0.0,
+                          bias=False)).to(device).eval()
+    prompt = torch.zeros(1, 1, dtype=torch.long, device=device)
+    model.generate(prompt, 20, cache=cache)  # warm-up
+    best = 0.0
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        model.generate(prompt, chars, generator=torch.Generator(device=device).manual_seed(0), cache=cache)
+        best = max(best, chars / (time.perf_counter() - tic))
+    return best
+
+
 def quality(overrides: list[str]) -> dict:
     out = Path(os.environ.get("BENCH_OUTPUTS", REPO / "outputs" / "bench"))
     tic = time.perf_counter()
@@ -77,9 +93,16 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--decode", action="store_true", help="only the generation speeds")
     args = parser.parse_args()
     os.environ.setdefault("TRENDS_DATA", str(REPO.parent / "shared" / "data"))
     device = resolve_device(args.device)
+    if args.decode:
+        print(f"{'layers × width':16s} {'no cache chars/s':>17s} {'KV cache chars/s':>17s}")
+        for layers in (4, 2):
+            slow, fast = decode_speed(layers, device, False), decode_speed(layers, device, True)
+            print(f"{layers} × 128{'':9s} {slow:17,.0f} {fast:17,.0f}")
+        return
     print(f"device: {device}, peak {measure_peak_flops(device) / 1e9:.0f} GFLOP/s (matmul probe)")
     print(f"{'config':28s} {'params':>8s} {'tokens/s':>10s} {'MFU':>6s}")
     for name, overrides in CONFIGS.items():

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 
 from helpers import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, summary, trends
-from trends.text.model import GPT, GPTConfig
+from trends.text.model import GPT, GPTConfig, KVCache
 
 
 
@@ -110,3 +111,24 @@ def test_model_shapes_tied_embeddings_and_causality():
     decayed = {id(p) for p in model.param_groups(0.1)[0]["params"]}
     assert id(model.tok_emb.weight) not in decayed and id(model.blocks[0].ln1.weight) not in decayed
     assert id(model.blocks[0].attn.qkv.weight) in decayed
+
+
+def test_kv_cache_decodes_exactly_the_characters_of_the_uncached_path():
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, dropout=0.0, bias=False)
+    model = GPT(cfg).eval()
+    for prompt_length in (1, 5, 8, 13):  # shorter than the block, a full block, longer: the window jumps many times
+        prompt = torch.randint(0, 11, (2, prompt_length))
+        runs = [model.generate(prompt, 40, temperature=0.9, top_k=6, generator=torch.Generator().manual_seed(3),
+                               cache=cache) for cache in (True, False)]
+        assert runs[0].shape == (2, prompt_length + 40)
+        assert torch.equal(runs[0], runs[1]), prompt_length
+    # The cached logits of one more token are those of the whole context.
+    context = torch.randint(0, 11, (1, 6))
+    kv = KVCache(cfg.n_layer)
+    model(context[:, :-1], cache=kv)
+    stepped, _ = model(context[:, -1:], cache=kv)
+    assert kv.length == 6
+    assert torch.allclose(stepped[:, -1], model(context)[0][:, -1], atol=1e-5)
+    with pytest.raises(ValueError):
+        model(context[:, :2], cache=kv)  # a filled cache takes one token at a time
