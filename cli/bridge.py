@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
-import json
 import os
 import re
 import shutil
@@ -277,7 +276,7 @@ def _task(demo: Demo):
         out_dir = Path(hc.runtime.output_dir)
         multirun = hc.mode == RunMode.MULTIRUN
         if multirun and cfg.resume:  # `--resume SWEEP`: keep what completed, continue what has a checkpoint
-            done = _summary_of(out_dir)
+            done = layout.read_summary(out_dir)
             if done.get("status") == "completed":
                 return done
             if not layout.checkpoint_of(out_dir).is_file():
@@ -295,12 +294,5 @@ def _task(demo: Demo):
 
 def failed_sweep_analysis(sweep_dir: Path | None) -> str | None:
     """The error a sweep's own analysis recorded in its summary.json (Hydra only warns when a callback raises)."""
-    summary = _summary_of(sweep_dir) if sweep_dir is not None else {}
+    summary = layout.read_summary(sweep_dir) if sweep_dir is not None else {}
     return summary.get("error") if summary.get("status") == "failed" else None
-
-
-def _summary_of(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / layout.SUMMARY).read_text())
-    except (OSError, ValueError):
-        return {}

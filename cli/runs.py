@@ -8,6 +8,8 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from trends.core.layout import read_summary
+
 
 def find_runs(root: Path) -> list[Path]:
     """Every folder under `root` with a summary.json, newest first."""
@@ -52,10 +54,7 @@ def show_run(run: Path) -> None:
 
 
 def _summary(run: Path) -> dict:
-    try:
-        return json.loads((run / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {"status": "unreadable"}
+    return read_summary(run) or {"status": "unreadable"}
 
 
 def _status(status: str | None) -> str:

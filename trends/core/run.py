@@ -120,10 +120,7 @@ class Run:
         write_json_atomic(self.summary_path, self.summary)
 
     def _read_summary(self) -> dict:
-        try:
-            return json.loads(self.summary_path.read_text())
-        except (OSError, ValueError):
-            return {}
+        return layout.read_summary(self.dir)
 
 
 def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: Path, *, command: str,

@@ -6,7 +6,6 @@ Loaded by Hydra as a callback (conf/common.yaml), so it must stay free of torch 
 from __future__ import annotations
 
 import csv
-import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,14 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from .layout import job_folders, read_summary
+
 
 def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     """One row per job folder (`<sweep>/<n>/summary.json`), in job order."""
     rows = []
-    jobs = [p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.isdigit()]
-    for job in sorted(jobs, key=lambda p: int(p.name)):
-        try:
-            summary = json.loads((job / "summary.json").read_text())
-        except (OSError, ValueError):
-            summary = {"status": "missing"}
+    for job in job_folders(sweep_dir):
+        summary = read_summary(job) or {"status": "missing"}
         overrides = [o for o in summary.get("overrides", []) if not o.startswith("hydra")]
         rows.append({"job": job.name, "overrides": " ".join(overrides), "status": summary.get("status"),
                      **summary.get("metrics", {})})
@@ -56,16 +53,17 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
     rows = job_rows(sweep_dir)
     if not rows:
         return rows
-    _write_csv(sweep_dir / "sweep.csv", rows)
+    write_csv(sweep_dir / "sweep.csv", rows)
     sections = [("Jobs", rows)]
     if any(" seed=" in f" {r['overrides']}" for r in rows):
         aggregated = aggregate_over_seeds(rows)
-        _write_csv(sweep_dir / "sweep_by_seed.csv", aggregated)
+        write_csv(sweep_dir / "sweep_by_seed.csv", aggregated)
         sections.append(("Mean ± std over seeds", aggregated))
-    (sweep_dir / "sweep.md").write_text("\n\n".join(f"### {title}\n\n{_markdown(t)}" for title, t in sections) + "\n")
+    (sweep_dir / "sweep.md").write_text("\n\n".join(f"### {title}\n\n{markdown_table(t)}" for title, t in sections)
+                                        + "\n")
     console = console or Console()
     for title, table in sections:
-        console.print(_rich(table, f"{title} — {sweep_dir}"))
+        console.print(rich_table(table, f"{title} — {sweep_dir}"))
     return rows
 
 
@@ -88,30 +86,30 @@ def _columns(rows: list[dict]) -> list[str]:
     return fixed + _metric_names(rows)
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def write_csv(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=_columns(rows))
         writer.writeheader()
         writer.writerows(rows)
 
 
-def _markdown(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict]) -> str:
     cols = _columns(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def _rich(rows: list[dict], title: str) -> Table:
+def rich_table(rows: list[dict], title: str) -> Table:
     table = Table(title=title)
     for col in _columns(rows):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(*(_fmt(r.get(c)) for c in _columns(rows)))
+        table.add_row(*(fmt(r.get(c)) for c in _columns(rows)))
     return table

@@ -1,23 +1,20 @@
 """The analysis of a finished ladder (or IsoFLOP grid): fits, prediction, plots, the table, samples.md and the
-sweep's own summary.json. Runs in the process that launched the sweep once every job has ended (a Hydra callback,
-so every launcher gets it), or on an existing sweep with `trends scaling --from`."""
+sweep's own summary.json. Runs in the process that launched the sweep once every job has ended (callback.py), or on
+an existing sweep with `trends scaling --from`."""
 from __future__ import annotations
 
-import csv
 import html
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
-from rich.table import Table
 
 from trends.core import layout
 from trends.core.errors import UserError
 from trends.core.run import write_json_atomic
+from trends.core.sweep import markdown_table, rich_table, write_csv
 from trends.scaling import plots
 from trends.scaling.fit import fit_power_law, fit_with_uncertainty
 from trends.scaling.isoflop import optimum_exponent, valley
@@ -25,20 +22,7 @@ from trends.scaling.reach import duration, famous_models
 from trends.scaling.rungs import Rung, load_rungs
 
 log = logging.getLogger("trends.scaling")
-KAPLAN_ALPHA_N = 0.076
 CHINCHILLA_EXPONENT = 0.5
-
-
-class ScalingAnalysis(Callback):
-    """Hydra callback (conf/scaling.yaml): analyse the sweep when its last job has ended."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        try:
-            analyse(sweep_dir, config.scaling)
-        except UserError as err:  # Hydra would only warn about an exception: record it, the CLI reports it
-            write_json_atomic(sweep_dir / layout.SUMMARY, {"status": "failed", "command": "scaling",
-                                                           "error": f"the analysis: {err}"})
 
 
 def analyse(sweep_dir: Path, settings: DictConfig, console: Console | None = None) -> dict:
@@ -53,12 +37,16 @@ def analyse(sweep_dir: Path, settings: DictConfig, console: Console | None = Non
     plots_dir.mkdir(exist_ok=True)
     plots.learning_curves(plots_dir / "learning_curves.png", rungs)
     result = isoflop_analysis(rungs, plots_dir) if isoflop else ladder_analysis(rungs, settings, plots_dir)
+    rows = [r.row() for r in rungs]
     summary = {"status": "completed", "command": "scaling", "mode": "isoflop" if isoflop else "ladder",
-               "sweep": str(sweep_dir), **result, "rungs": [r.row() for r in rungs], "left_out": left_out}
+               "sweep": str(sweep_dir), **result, "rungs": rows, "left_out": left_out}
     write_json_atomic(sweep_dir / layout.SUMMARY, summary)
-    _write_table(sweep_dir, rungs)
+    write_csv(sweep_dir / "scaling.csv", rows)
+    (sweep_dir / "scaling.md").write_text(markdown_table(rows) + "\n")
     _write_samples(sweep_dir / "samples.md", _sample_pair(rungs))
-    _print(console, sweep_dir, rungs, summary)
+    console.print(rich_table(rows, f"trends scaling — {sweep_dir}"))
+    _print_findings(console, summary)
+    log.info("scaling analysis written to %s", sweep_dir)
     return summary
 
 
@@ -73,7 +61,7 @@ def ladder_analysis(rungs: list[Rung], settings: DictConfig, plots_dir: Path) ->
     by_params = fit_with_uncertainty(n, loss, settings.bootstrap)
     by_compute = fit_with_uncertainty(c, loss, settings.bootstrap)
     held_n, predicted, error = _predict_largest(n, loss)
-    held_c, predicted_c, error_c = _predict_largest(c, loss)
+    held_c, _, error_c = _predict_largest(c, loss)
     largest = rungs[-1]
     machine_flops = largest.flops / largest.tokens * largest.tokens_per_s  # what training achieved here, FLOP/s
     famous = famous_models(OmegaConf.to_container(settings.famous), by_params.law, machine_flops,
@@ -150,8 +138,8 @@ def _rounded(values: dict) -> dict:
 
 def _sample_pair(rungs: list[Rung]) -> tuple[Rung, Rung]:
     """The smallest and the largest model (in mode=isoflop: at the largest budget)."""
-    pool = [r for r in rungs if r.budget == max(r.budget or 0 for r in rungs) or r.budget is None]
-    pool = sorted(pool, key=lambda r: r.params)
+    top = max(r.budget or 0 for r in rungs)
+    pool = sorted((r for r in rungs if (r.budget or 0) == top), key=lambda r: r.params)
     return pool[0], pool[-1]
 
 
@@ -163,32 +151,7 @@ def _write_samples(path: Path, pair: tuple[Rung, Rung]) -> None:
                     f"<table><tr>{heads}</tr><tr>{cells}</tr></table>\n")
 
 
-def _write_table(sweep_dir: Path, rungs: list[Rung]) -> None:
-    rows = [r.row() for r in rungs]
-    with (sweep_dir / "scaling.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
-    (sweep_dir / "scaling.md").write_text("\n".join(lines) + "\n")
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _print(console: Console, sweep_dir: Path, rungs: list[Rung], summary: dict) -> None:
-    table = Table(title=f"trends scaling — {sweep_dir}")
-    rows = [r.row() for r in rungs]
-    for col in rows[0]:
-        table.add_column(col, justify="right")
-    for row in rows:
-        table.add_row(*(_fmt(v) for v in row.values()))
-    console.print(table)
+def _print_findings(console: Console, summary: dict) -> None:
     if summary["mode"] == "ladder":
         s = summary
         console.print(f"L(N) = {s['E']} + {s['A']:.4g}·N^(−{s['alpha']})  (α ± {s['uncertainty']['sigma']['alpha']}, "
@@ -208,4 +171,3 @@ def _print(console: Console, sweep_dir: Path, rungs: list[Rung], summary: dict) 
             console.print(f"C = {v['budget']:.2g}: N_opt ≈ {v['n_opt']:,}, {v['tokens_per_param']} tokens/param "
                           f"(Chinchilla ≈ 20), loss {v['loss_opt']}, optimum inside the valley: {v['inside']}")
         console.print(f"N_opt ∝ C^{summary['n_opt_exponent']} (Chinchilla ≈ 0.5)")
-    log.info("scaling analysis written to %s", sweep_dir)

@@ -14,8 +14,6 @@ from trends.scaling.isoflop import Valley
 from trends.scaling.reach import Famous, duration
 from trends.scaling.rungs import Rung
 
-KAPLAN_ALPHA_N = 0.076
-
 
 def law_plot(path: Path, x, y, labels, law: PowerLaw, held_out: PowerLaw | None, *, xlabel: str, title: str,
              curves: list | None = None) -> Path:

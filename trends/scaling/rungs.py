@@ -51,15 +51,14 @@ def load_rungs(sweep_dir: Path) -> tuple[list[Rung], list[str]]:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir} does not exist; pass a sweep folder such as outputs/lm/multirun/<stamp>")
-    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    jobs = layout.job_folders(sweep_dir)
     if not jobs:
         raise UserError(f"{sweep_dir} is not a sweep folder (no job folders 0/, 1/, …); "
                         "pass the folder of a `trends lm -m …` or `trends scaling` sweep")
     rungs, skipped = [], []
     for job in jobs:
-        try:
-            summary = json.loads((job / layout.SUMMARY).read_text())
-        except (OSError, ValueError):
+        summary = layout.read_summary(job)
+        if not summary:
             skipped.append(f"job {job.name}: no summary.json")
             continue
         if summary.get("status") != "completed":
