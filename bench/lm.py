@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from trends.core.device import autocast, measure_peak_flops, resolve_device  # noqa: E402
 from trends.text.model import GPT, GPTConfig  # noqa: E402
+from trends.text.sample import generation_speed  # noqa: E402
 
 NANOGPT_CPU = ["model.n_layer=4", "model.n_head=4", "model.n_embd=128", "model.block_size=64", "model.dropout=0.0",
                "train.batch_size=12", "train.epochs=null", "train.steps=2000", "optim.lr=1e-3", "optim.min_lr=1e-4",
@@ -62,19 +63,11 @@ def throughput(overrides: list[str], device: torch.device, steps: int) -> dict:
             "mfu": model.flops_per_token() * tokens_per_s / measure_peak_flops(device)}
 
 
-def decode_speed(n_layer: int, device: torch.device, cache: bool, chars: int = 1000, repeats: int = 3) -> float:
-    """Characters/s of `GPT.generate` for a default-width model (128 wide, block 64) of n_layer layers: the best of
-    `repeats` timings (the machine's other work only ever slows a run down)."""
+def decode_speed(n_layer: int, device: torch.device, cache: bool, chars: int = 1000) -> float:
+    """Characters/s of `GPT.generate` for a default-width model (128 wide, block 64) of n_layer layers."""
     model = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=n_layer, n_head=4, n_embd=128, dropout=0.0,
-                          bias=False)).to(device).eval()
-    prompt = torch.zeros(1, 1, dtype=torch.long, device=device)
-    model.generate(prompt, 20, cache=cache)  # warm-up
-    best = 0.0
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        model.generate(prompt, chars, generator=torch.Generator(device=device).manual_seed(0), cache=cache)
-        best = max(best, chars / (time.perf_counter() - tic))
-    return best
+                          bias=False)).to(device)
+    return generation_speed(model, chars, cache=cache)
 
 
 def quality(overrides: list[str]) -> dict:

@@ -33,6 +33,7 @@ class Demo:
     help: str
     issue: int  # where it is specified, for the "not built yet" message
     sweep: bool = False  # the command is itself a sweep (its config lists the jobs): every run is a multirun
+    teacher: str | None = None  # the command learns from a finished run of this command (`teacher=RUN`)
 
     @property
     def available(self) -> bool:
@@ -94,6 +95,17 @@ def new_run_dir(command: str, multirun: bool = False) -> Path:
     raise UserError(f"could not find a free run folder name under {base}")
 
 
+def latest_completed_run(command: str, overrides: list[str]) -> Path | None:
+    """The newest completed single run of `trends <command>` started with exactly these overrides, if any."""
+    def matches(run: Path) -> bool:
+        summary = layout.read_summary(run)
+        given = [o for o in summary.get("overrides", []) if not o.startswith("hydra.")]
+        return summary.get("status") == "completed" and given == overrides
+    root = outputs_root() / command
+    runs = [p for p in root.iterdir() if p.is_dir() and p.name != "multirun" and matches(p)] if root.is_dir() else []
+    return max(runs, key=lambda p: (p / layout.SUMMARY).stat().st_mtime, default=None)
+
+
 def is_sweep_folder(path: Path) -> bool:
     return (Path(path) / "multirun.yaml").is_file()
 
@@ -142,6 +154,7 @@ def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke:
     if multirun and resume is None:
         if torchrun_rank() is not None:
             raise UserError("a sweep under torchrun is not supported: run the sweep with a launcher instead")
+        check_before_the_folder(demo, fixed_overrides(args))  # what every job would get wrong, refused once
         sweep_dir = new_run_dir(demo.command, multirun=True)
         return ["--multirun", *args, f"hydra.sweep.dir={sweep_dir}"], sweep_dir
     if resume is None:
@@ -156,9 +169,9 @@ def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke:
 
 
 def check_before_the_folder(demo: Demo, args: list[str]) -> None:
-    """Compose the config a single run will get and check its values, before its folder is made or any data read
-    (a sweep's jobs differ: each is checked inside its own job, where a bad one fails alone). What Hydra itself
-    refuses (an unknown key or group option) is left to the run, which says it in Hydra's terms."""
+    """Compose the config a single run will get (for a sweep: its fixed overrides) and check its values, before its
+    folder is made or any data read (a swept value is checked inside its own job, where a bad one fails alone). What
+    Hydra itself refuses (an unknown key or group option) is left to the run, which says it in Hydra's terms."""
     from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
 
@@ -171,6 +184,22 @@ def check_before_the_folder(demo: Demo, args: list[str]) -> None:
             return
     check_complete(cfg)
     check_values(cfg)
+
+
+def fixed_overrides(args: list[str]) -> list[str]:
+    """The overrides that are the same in every job of a sweep (`seed=0,1` and `range(…)` sweeps left out)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    fixed = []
+    for arg in args:
+        try:
+            if not parser.parse_override(arg).is_sweep_override():
+                fixed.append(arg)
+        except HydraException:
+            fixed.append(arg)  # unparsable: Hydra says so in its own terms when the sweep starts
+    return fixed
 
 
 def compose_config(demo: Demo, overrides: list[str]):

@@ -23,6 +23,9 @@ DEMOS = [
     Demo("lm", "lm", "trends.lm.train", "A character-level GPT on Tiny Shakespeare (or any text file).", 2),
     Demo("scaling", "scaling", "trends.scaling.train",
          "Language models get bigger: a ladder of GPT sizes and the power law of their losses.", 13, sweep=True),
+    Demo("distill", "distill", "trends.distill.train",
+         "Small distilled language models: students of a `trends lm` teacher, from scratch, soft targets, DistilBERT.",
+         14, sweep=True, teacher="lm"),
     Demo("pretext", "pretext", "trends.pretext.train",
          "Self-supervised pretext tasks: where a patch lies, rotation, jigsaw; evaluated like contrastive.", 12),
     Demo("vit-vs-cnn", "vit_vs_cnn", "trends.vit_vs_cnn.train",
@@ -64,7 +67,10 @@ def _add_demo(demo: Demo) -> None:
             if not demo.sweep:
                 _fail(f"--from is an option of `trends scaling`, not of `trends {demo.command}`")
             raise typer.Exit(_analyse(demo, source, list(overrides or []), debug=debug))
-        code = _launch(demo, list(overrides or []), epochs=epochs, smoke=smoke, multirun=multirun or demo.sweep,
+        overrides = list(overrides or [])
+        if demo.teacher and resume is None and not cfg:
+            overrides = _with_teacher(demo, overrides, smoke=smoke, debug=debug)
+        code = _launch(demo, overrides, epochs=epochs, smoke=smoke, multirun=multirun or demo.sweep,
                        print_cfg=cfg, resume=resume, debug=debug)
         raise typer.Exit(code)
 
@@ -117,6 +123,39 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
         typer.echo(f"error: {type(err).__name__}: {err}\n(run folder: {run_dir}; add --debug for the traceback)",
                    err=True)
         return 1
+
+
+def _with_teacher(demo: Demo, overrides: list[str], *, smoke: bool, debug: bool) -> list[str]:
+    """The overrides with a checked `teacher=RUN`: the one given, else the newest completed run of the teacher's
+    command with the overrides the config names (`teacher_overrides`: none by default, its smoke or GPU preset under
+    the student's), else one trained now."""
+    from trends.core.errors import UserError
+    from trends.distill.teacher import check_teacher
+
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("teacher=")]
+    try:
+        for path in given[-1].split(",") if given else []:  # a sweep over teachers: each must be one
+            check_teacher(path)
+        if given:
+            return overrides
+        cfg = bridge.compose_config(demo, [*(["experiment=smoke"] if smoke else []),
+                                           *bridge.fixed_overrides(overrides)])
+    except UserError as err:
+        if given:
+            _fail(str(err))
+        return overrides  # the config does not compose: the launch says why, in Hydra's terms
+    wanted = list(cfg.teacher_overrides)
+    command = " ".join(["trends", demo.teacher, *wanted])
+    teacher = bridge.latest_completed_run(demo.teacher, wanted)
+    if teacher is None:
+        typer.echo(f"no teacher= given and no finished `{command}` run: training one first", err=True)
+        code = _launch(next(d for d in DEMOS if d.command == demo.teacher), wanted, epochs=None, smoke=False,
+                       multirun=False, print_cfg=False, resume=None, debug=debug)
+        if code:
+            raise typer.Exit(code)
+        teacher = bridge.latest_completed_run(demo.teacher, wanted)
+    typer.echo(f"teacher: {teacher} (the newest `{command}` run; choose another with teacher=RUN)", err=True)
+    return [*overrides, f"teacher={teacher.resolve()}"]  # absolute: jobs may run elsewhere (submitit, --resume)
 
 
 def _analyse(demo: Demo, sweep_dir: Path, overrides: list[str], debug: bool) -> int:

@@ -92,7 +92,11 @@ RANGES = [
     (("optim.lr", "optim.lr.*"), "> 0", lambda v: v > 0),
     (("train.batch_size", "train.epochs", "train.steps"), "> 0", lambda v: v > 0),
     (("data.fractions", "aug.scale", "task.crop_scale"), "in (0, 1]", lambda v: 0 < v <= 1),
-    (("model.dropout", "model.*dropout", "model.*.dropout"), "in [0, 1)", lambda v: 0 <= v < 1),
+    (("model.dropout", "model.*dropout", "model.*.dropout", "student.dropout"), "in [0, 1)", lambda v: 0 <= v < 1),
+    (("distill.temperature",), "> 0", lambda v: v > 0),
+    (("distill.alpha",), "in [0, 1]", lambda v: 0 <= v <= 1),
+    (("student.n_layer",), "a whole number ≥ 1 (or null: half the teacher's)",
+     lambda v: v >= 1 and float(v).is_integer()),
     (("data.image_size",), "a whole number of pixels ≥ 1 (or null)", lambda v: v >= 1 and float(v).is_integer()),
     (("data.max_unreadable", "aug.rotation"), "a fraction in [0, 1]", lambda v: 0 <= v <= 1),
     (("task.patch", "task.input_size", "task.permutations"), "a whole number ≥ 2",
@@ -100,7 +104,7 @@ RANGES = [
     (("task.gap", "task.jitter"), "a whole number of pixels ≥ 0", lambda v: v >= 0 and float(v).is_integer()),
 ]
 # (width, heads): attention splits the width evenly over the heads.
-DIVIDES = [("model.n_embd", "model.n_head"), ("model.vit.dim", "model.vit.heads"),
+DIVIDES = [("model.n_embd", "model.n_head"), ("student.n_embd", "student.n_head"), ("model.vit.dim", "model.vit.heads"),
            ("model.hybrid.dim", "model.hybrid.heads")]
 
 

@@ -23,6 +23,7 @@ def read_summary(run_dir: Path) -> dict:
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:
-    """A Hydra sweep's job folders (`<sweep>/0`, `<sweep>/1`, …), in job order."""
-    return sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.isdigit()),
-                  key=lambda p: int(p.name))
+    """A Hydra sweep's job folders (`<sweep>/0`, `<sweep>/1`, …, or named after the job's number and what it is, as
+    `<sweep>/0_scratch`), in job order."""
+    return sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.split("_", 1)[0].isdigit()),
+                  key=lambda p: int(p.name.split("_", 1)[0]))

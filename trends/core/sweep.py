@@ -6,6 +6,8 @@ Loaded by Hydra as a callback (conf/common.yaml), so it must stay free of torch 
 from __future__ import annotations
 
 import csv
+import importlib
+import logging
 import statistics
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from .layout import job_folders, read_summary
+from .errors import UserError
+from .layout import SUMMARY, job_folders, read_summary
+
+log = logging.getLogger("trends")
+TERMINAL_METRICS = 6  # metric columns the printed table shows (the files hold them all)
 
 
 def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -50,6 +56,8 @@ def aggregate_over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[str, Any]]:
+    """sweep.csv (every job, every metric), sweep_by_seed.csv, and sweep.md and the terminal's table, which name the
+    overrides all jobs share once, above the table, and show each job only what sets it apart."""
     rows = job_rows(sweep_dir)
     if not rows:
         return rows
@@ -59,12 +67,29 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
         aggregated = aggregate_over_seeds(rows)
         write_csv(sweep_dir / "sweep_by_seed.csv", aggregated)
         sections.append(("Mean ± std over seeds", aggregated))
-    (sweep_dir / "sweep.md").write_text("\n\n".join(f"### {title}\n\n{markdown_table(t)}" for title, t in sections)
-                                        + "\n")
+    shared = _shared_overrides(rows)
+    sections = [(title, [{**r, "overrides": " ".join(o for o in r["overrides"].split() if o not in shared)}
+                         for r in table]) for title, table in sections]
+    common = f"All jobs: `{' '.join(shared)}`\n\n" if shared else ""
+    (sweep_dir / "sweep.md").write_text(common + "\n\n".join(f"### {title}\n\n{markdown_table(t)}"
+                                                              for title, t in sections) + "\n")
     console = console or Console()
+    headline = [read_summary(job).get("headline") for job in job_folders(sweep_dir)[:1]]
+    shared_line = f"\nall jobs: {' '.join(shared)}" if shared else ""
     for title, table in sections:
-        console.print(rich_table(table, f"{title} — {sweep_dir}"))
+        console.print(rich_table(table, f"{title} — {sweep_dir}{shared_line}", metrics=TERMINAL_METRICS,
+                                 first=headline[0] if headline else None))
+    if len(_metric_names(rows)) > TERMINAL_METRICS:
+        console.print(f"every metric of every job: {sweep_dir / 'sweep.md'}")
     return rows
+
+
+def _shared_overrides(rows: list[dict]) -> list[str]:
+    """The overrides every job of the sweep has (a fixed teacher=, experiment=smoke): said once, not per row."""
+    if len(rows) < 2:
+        return []
+    first = rows[0]["overrides"].split()
+    return [o for o in first if all(o in r["overrides"].split() for r in rows[1:])]
 
 
 class SweepTable(Callback):
@@ -74,16 +99,44 @@ class SweepTable(Callback):
         write_tables(Path(config.hydra.sweep.dir))
 
 
+class SweepAnalysis(Callback):
+    """Hydra callback: a demo's own analysis of the whole sweep once its last job has ended, in the launching process,
+    so every launcher gets it (`trends scaling`'s fit, `trends distill`'s comparison). `analysis` names a function
+    `(sweep_dir, config)`, imported only when the sweep ends (it may need torch). Hydra only warns when a callback
+    raises: the error is written as the sweep's failed summary.json instead, and the CLI reports it."""
+
+    def __init__(self, analysis: str, command: str):
+        self.analysis, self.command = analysis, command
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from .run import write_json_atomic
+
+        module, _, name = self.analysis.rpartition(".")
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            getattr(importlib.import_module(module), name)(sweep_dir, config)
+        except Exception as err:  # noqa: BLE001 — whatever it was, the sweep's summary says so
+            if not isinstance(err, UserError):
+                log.exception("the analysis of %s failed", sweep_dir)
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            write_json_atomic(sweep_dir / SUMMARY, {"status": "failed", "command": self.command,
+                                                   "error": f"the analysis: {reason}"})
+
+
 def _metric_names(rows: list[dict]) -> list[str]:
     names: list[str] = []
     for row in rows:
         names += [k for k in row if k not in names]
-    return [n for n in names if n not in ("job", "overrides", "status", "seeds")]
+    return [n for n in names if n not in ("job", "variant", "model", "overrides", "status", "seeds")]
 
 
-def _columns(rows: list[dict]) -> list[str]:
-    fixed = [c for c in ("job", "overrides", "seeds", "status") if any(c in r for r in rows)]
-    return fixed + _metric_names(rows)
+def _columns(rows: list[dict], metrics: int | None = None, first: str | None = None) -> list[str]:
+    """The job's identity, then its metrics (`first` leading, at most `metrics` of them)."""
+    fixed = [c for c in ("job", "variant", "model", "overrides", "seeds", "status") if any(c in r for r in rows)]
+    names = _metric_names(rows)
+    if first in names:
+        names = [first] + [n for n in names if n != first]
+    return fixed + names[:metrics]
 
 
 def fmt(value: Any) -> str:
@@ -106,10 +159,11 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def rich_table(rows: list[dict], title: str) -> Table:
+def rich_table(rows: list[dict], title: str, metrics: int | None = None, first: str | None = None) -> Table:
     table = Table(title=title)
-    for col in _columns(rows):
+    columns = _columns(rows, metrics, first)
+    for col in columns:
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(*(fmt(r.get(c)) for c in _columns(rows)))
+        table.add_row(*(fmt(r.get(c)) for c in columns))
     return table

@@ -1,6 +1,6 @@
 """The analysis of a finished ladder (or IsoFLOP grid): fits, prediction, plots, the table, samples.md and the
-sweep's own summary.json. Runs in the process that launched the sweep once every job has ended (callback.py), or on
-an existing sweep with `trends scaling --from`."""
+sweep's own summary.json. Runs in the process that launched the sweep once every job has ended (analyse_sweep, the
+callback conf/scaling.yaml names), or on an existing sweep with `trends scaling --from`."""
 from __future__ import annotations
 
 import html
@@ -48,6 +48,11 @@ def analyse(sweep_dir: Path, settings: DictConfig, console: Console | None = Non
     _print_findings(console, summary)
     log.info("scaling analysis written to %s", sweep_dir)
     return summary
+
+
+def analyse_sweep(sweep_dir: Path, config: DictConfig) -> dict:
+    """The end of a `trends scaling` sweep (hydra.callbacks.scaling_analysis), with the sweep's own settings."""
+    return analyse(sweep_dir, config.scaling)
 
 
 def ladder_analysis(rungs: list[Rung], settings: DictConfig, plots_dir: Path) -> dict:

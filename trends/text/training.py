@@ -1,5 +1,5 @@
-"""Train the character-level GPT: estimate losses, checkpoint, plot, sample. One run of `trends lm`, and one rung of
-`trends scaling`'s ladder.
+"""Train the character-level GPT: estimate losses, checkpoint, plot, sample. One run of `trends lm`, one rung of
+`trends scaling`'s ladder, and one student of `trends distill` (which brings its own Objective: a teacher).
 
 Reads top-down: data → model → the step → evaluation → the end of the run; the shared scaffolding (resume,
 checkpoints, the NaN guard, Ctrl-C, progress) is trends.core.loop's.
@@ -35,15 +35,35 @@ class LMState(TrainState):
     train_time: float = 0.0
 
 
-def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps: int | None = None) -> None:
+class Objective:
+    """What a run optimises, and what it adds to the summary: next-character cross-entropy by default."""
+
+    def prepare(self, model: GPT, corpus: Corpus, device: torch.device) -> None:
+        """Once, after the model is built and seeded and before the optimizer sees it (a resumed run's weights
+        replace whatever it set)."""
+
+    def loss(self, forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch; `forward` is the model as trained (DDP-wrapped or compiled)."""
+        return forward(x, y)[1]
+
+    def report(self, model: GPT, corpus: Corpus, device: torch.device) -> dict:
+        """Metrics for the summary at the end of the run (rank 0)."""
+        return {}
+
+
+def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps: int | None = None,
+              objective: Objective | None = None) -> None:
     """Train `cfg.model` on `cfg.data` for `steps` optimizer steps (default: the budget in cfg.train) with
-    `warmup_steps` of warmup (default: cfg.optim.warmup_steps)."""
+    `warmup_steps` of warmup (default: cfg.optim.warmup_steps), minimising `objective`'s loss (default: the
+    cross-entropy of the next character)."""
+    objective = objective or Objective()
     loop = Loop(run, cfg.device, LMState())
     dist, device, t = loop.dist, loop.device, cfg.train
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # DDP copies rank 0's initial weights to all ranks
     corpus = load_corpus(cfg.data, cfg.model.block_size)
     model_config = OmegaConf.to_container(cfg.model, resolve=True)  # a size may follow a rule (trends scaling)
     model = GPT(GPTConfig(vocab_size=len(corpus.vocab), **model_config)).to(device)
+    objective.prepare(model, corpus, device)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=tuple(cfg.optim.betas), fused=device.type == "cuda")
     share = dist.per_rank_batch(t.batch_size)  # train.batch_size is global: each rank draws its share of windows
@@ -78,7 +98,7 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
                 x, y = random_windows(corpus.train, share, cfg.model.block_size, batches, device)
                 last = micro == t.grad_accum - 1
                 with autocast(device, t.amp), (contextlib.nullcontext() if last or not dist.active else ddp.no_sync()):
-                    _, loss = forward(x, y)
+                    loss = objective.loss(forward, x, y)
                     (loss / t.grad_accum).backward()  # gradients are all-reduced on the last micro-batch only
             optimizer_step(optimizer, scheduler, model.parameters(), cfg.optim.grad_clip)
             state.step += 1
@@ -103,7 +123,7 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
                 loop.checkpoint()
             loop.stop_if_asked()
 
-    loop.finish(lambda: finish(run, model, corpus, cfg, device, state, flops_per_token, peak))
+    loop.finish(lambda: finish(run, model, corpus, cfg, device, state, flops_per_token, peak, objective))
 
 
 @torch.no_grad()
@@ -128,7 +148,7 @@ def estimate_losses(model: GPT, corpus: Corpus, n_batches: int, batch_size: int,
 
 
 def finish(run: Run, model: GPT, corpus: Corpus, cfg: DictConfig, device, state: LMState, flops_per_token: float,
-           peak: float) -> None:
+           peak: float, objective: Objective) -> None:
     """Samples, plots and the summary's metrics."""
     val = run.history("val")
     train = run.history("train")
@@ -151,6 +171,7 @@ def finish(run: Run, model: GPT, corpus: Corpus, cfg: DictConfig, device, state:
         "tokens_per_s": round(tokens_per_s),
         "train_tokens": state.train_tokens,
         "mfu": round(flops_per_token * tokens_per_s / peak, 4),
+        **objective.report(model, corpus, device),
     })
     log.info("best val loss %.4f (%.3f bits/char), %.0f tokens/s", state.best_val_loss,
              state.best_val_loss / math.log(2), tokens_per_s)

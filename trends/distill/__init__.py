@@ -1,0 +1,1 @@
+"""`trends distill`: a small char-GPT student learns from a finished `trends lm` teacher (DistilBERT's recipe)."""
