@@ -70,7 +70,10 @@ def _add_demo(demo: Demo) -> None:
         overrides = list(overrides or [])
         if demo.teacher and resume is None and not cfg:
             overrides = _with_teacher(demo, overrides, smoke=smoke, debug=debug)
-        code = _launch(demo, overrides, epochs=epochs, smoke=smoke, multirun=multirun or demo.sweep,
+        # A command that is a sweep runs as one, except under torchrun: there its processes train one job together
+        # (the config's own values, e.g. one distill student), since a sweep cannot share one process group.
+        whole_sweep = demo.sweep and bridge.torchrun_rank() is None
+        code = _launch(demo, overrides, epochs=epochs, smoke=smoke, multirun=multirun or whole_sweep,
                        print_cfg=cfg, resume=resume, debug=debug)
         raise typer.Exit(code)
 
@@ -138,6 +141,10 @@ def _with_teacher(demo: Demo, overrides: list[str], *, smoke: bool, debug: bool)
             check_teacher(path)
         if given:
             return overrides
+        if bridge.torchrun_rank() is not None:  # every process would look for, or train, a teacher of its own
+            if bridge.torchrun_rank():
+                raise typer.Exit(2)  # rank 0 says why
+            _fail(f"under torchrun, name the teacher: teacher=outputs/{demo.teacher}/<run>")
         cfg = bridge.compose_config(demo, [*(["experiment=smoke"] if smoke else []),
                                            *bridge.fixed_overrides(overrides)])
     except UserError as err:

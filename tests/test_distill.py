@@ -136,7 +136,7 @@ def test_a_teacher_that_is_not_a_finished_char_gpt_run_is_refused(smoke_distill,
 def test_ctrl_c_then_resume_finishes_the_students_exactly(smoke_distill, tmp_path):
     root, *_ = smoke_distill
     (teacher,) = (root / "outputs" / "lm").iterdir()
-    longer = ["--smoke", f"teacher={teacher}", "train.steps=200", "train.eval_every=20", "distill.speed_chars=20"]
+    longer = ["--smoke", f"teacher={teacher}", "train.steps=120", "train.eval_every=10", "distill.speed_chars=20"]
     straight = trends("distill", *longer, cwd=tmp_path, env={"TRENDS_OUTPUTS": "straight"})
     assert straight.returncode == 0, straight.stderr
     (reference,) = (tmp_path / "straight" / "distill" / "multirun").iterdir()
@@ -157,12 +157,13 @@ def test_ctrl_c_then_resume_finishes_the_students_exactly(smoke_distill, tmp_pat
 def test_students_of_a_tiny_shakespeare_teacher(tmp_path):
     """A short teacher on the real text; its DistilBERT student, at the same budget and seed, beats the scratch one."""
     text = shared("tinyshakespeare", "input.txt")
-    teacher = trends("lm", "data=text", f"data.path={text}", "train.steps=300", "train.epochs=null",
-                     "train.eval_every=300", "model.n_embd=64", cwd=tmp_path)
+    teacher = trends("lm", "data=text", f"data.path={text}", "train.steps=250", "train.epochs=null",
+                     "train.eval_every=250", "train.eval_batches=10", "model.n_embd=64", cwd=tmp_path)
     assert teacher.returncode == 0, teacher.stderr
     (teacher_dir,) = (tmp_path / "outputs" / "lm").iterdir()
     result = trends("distill", f"teacher={teacher_dir}", "seed=0", "distill.method=scratch,distilbert",
-                    "train.steps=100", "train.eval_every=100", "distill.speed_chars=100", cwd=tmp_path)
+                    "train.steps=80", "train.eval_every=80", "train.eval_batches=10", "distill.speed_chars=100",
+                    cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     (sweep,) = (tmp_path / "outputs" / "distill" / "multirun").iterdir()
     found = summary(sweep)

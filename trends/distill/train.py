@@ -1,7 +1,7 @@
 """One student of `trends distill`, trained by the shared char-GPT trainer (trends/text/training.py) with a teacher
 in its objective. Reads top-down: the teacher, the student's shape, its initialisation, the loss of a step, and what
-the end of the run measures (the teacher on the same validation windows). Generation speed is timed once per model
-when the sweep ends (analysis.py), not inside a job that may share the machine with others.
+the run measures besides the student (the teacher on the same validation windows). Generation speed is timed once
+per model when the sweep ends (analysis.py), not inside a job that may share the machine with others.
 
 The three students differ in one thing each, so every difference in the table has one cause:
   scratch       the student's size on the data alone (the baseline)
@@ -15,6 +15,7 @@ import math
 import torch
 from omegaconf import DictConfig, open_dict
 
+from trends.core.distributed import Dist
 from trends.core.errors import UserError
 from trends.core.run import Run
 from trends.distill.loss import distillation_loss
@@ -50,13 +51,19 @@ class Distillation(Objective):
         self.temperature, self.alpha = cfg.distill.temperature, cfg.distill.alpha
         self.train = cfg.train
 
-    def prepare(self, model: GPT, corpus: Corpus, device: torch.device) -> None:
+    def prepare(self, model: GPT, corpus: Corpus, device: torch.device, dist: Dist) -> None:
         if corpus.vocab != self.teacher.vocab:
             raise UserError(f"the teacher's vocabulary ({len(self.teacher.vocab)} characters) is not its data's "
                             f"({len(corpus.vocab)}): was the text at data.path edited since the teacher trained?")
         self.teacher.model.to(device)
         if self.method == "distilbert":
             init_from_teacher(model, self.teacher.model, self.blocks)
+        # The teacher's loss on the very windows the student's is estimated on (it never changes: measured once,
+        # here, where every rank takes its share).
+        t = self.train
+        self.teacher_val = estimate_losses(self.teacher.model, corpus, t.eval_batches, t.batch_size, device, t.amp,
+                                           dist)["val"]
+        self.teacher.model.eval()
 
     def loss(self, forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.method == "scratch":
@@ -67,9 +74,6 @@ class Distillation(Objective):
         return distillation_loss(logits, teacher_logits, y, self.temperature, self.alpha)
 
     def report(self, model: GPT, corpus: Corpus, device: torch.device) -> dict:
-        """The teacher's loss on the very validation windows the student's was estimated on."""
-        t = self.train
-        teacher_val = estimate_losses(self.teacher.model, corpus, t.eval_batches, t.batch_size, device, t.amp)["val"]
-        self.teacher.model.eval()
-        return {"teacher_val_loss": round(teacher_val, 4), "teacher_val_bpc": round(teacher_val / math.log(2), 4),
+        return {"teacher_val_loss": round(self.teacher_val, 4),
+                "teacher_val_bpc": round(self.teacher_val / math.log(2), 4),
                 "params_percent": round(100 * model.num_params() / self.teacher.model.num_params(), 1)}

@@ -38,16 +38,16 @@ class LMState(TrainState):
 class Objective:
     """What a run optimises, and what it adds to the summary: next-character cross-entropy by default."""
 
-    def prepare(self, model: GPT, corpus: Corpus, device: torch.device) -> None:
-        """Once, after the model is built and seeded and before the optimizer sees it (a resumed run's weights
-        replace whatever it set)."""
+    def prepare(self, model: GPT, corpus: Corpus, device: torch.device, dist: Dist) -> None:
+        """Once, on every rank, after the model is built and seeded and before the optimizer sees it (a resumed
+        run's weights replace whatever it set)."""
 
     def loss(self, forward, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The training loss of one batch; `forward` is the model as trained (DDP-wrapped or compiled)."""
         return forward(x, y)[1]
 
     def report(self, model: GPT, corpus: Corpus, device: torch.device) -> dict:
-        """Metrics for the summary at the end of the run (rank 0)."""
+        """Metrics for the summary at the end of the run, on rank 0 alone (so no collective operations)."""
         return {}
 
 
@@ -63,7 +63,7 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
     corpus = load_corpus(cfg.data, cfg.model.block_size)
     model_config = OmegaConf.to_container(cfg.model, resolve=True)  # a size may follow a rule (trends scaling)
     model = GPT(GPTConfig(vocab_size=len(corpus.vocab), **model_config)).to(device)
-    objective.prepare(model, corpus, device)
+    objective.prepare(model, corpus, device, dist)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=tuple(cfg.optim.betas), fused=device.type == "cuda")
     share = dist.per_rank_batch(t.batch_size)  # train.batch_size is global: each rank draws its share of windows
