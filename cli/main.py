@@ -228,6 +228,23 @@ def sample(
     typer.echo(text)
 
 
+@app.command()
+def report(
+    paths: List[Path] = typer.Argument(..., help="A run or sweep folder; several run folders: a comparison."),
+    out: Optional[Path] = typer.Option(None, "-o", "--output",
+                                       help="Where to write (default: FOLDER/report.html; for several: compare.html)."),
+) -> None:
+    """One self-contained HTML page of a run, a sweep (mean ± std over seeds), or runs side by side."""
+    from trends.core.errors import UserError
+    from trends.core.report import write_report
+
+    try:
+        written = write_report(paths, out)
+    except UserError as err:
+        _fail(str(err))
+    typer.echo(f"report: {written}")
+
+
 runs_app = typer.Typer(help="Recent runs: what ran, how it ended, what it reached.")
 app.add_typer(runs_app, name="runs")
 
@@ -250,6 +267,19 @@ def runs_show(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None
 
     try:
         show_run(run_dir)
+    except FileNotFoundError as err:
+        _fail(str(err))
+
+
+@runs_app.command("compare")
+def runs_compare(run_dirs: List[Path] = typer.Argument(..., help="Two or more run folders.")) -> None:
+    """The runs side by side in the terminal: headlines, the config keys that differ, every metric."""
+    from trends.cli.runs import compare_runs
+
+    if len(run_dirs) < 2:
+        _fail("compare needs two or more run folders")
+    try:
+        compare_runs(run_dirs)
     except FileNotFoundError as err:
         _fail(str(err))
 

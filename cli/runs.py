@@ -8,13 +8,15 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from trends.core.layout import read_summary
+from trends.core.layout import job_folders, read_summary
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Every folder under `root` with a summary.json, newest first."""
-    found = [p.parent for p in Path(root).glob("**/summary.json")]
-    return sorted(found, key=lambda p: (p / "summary.json").stat().st_mtime, reverse=True)
+    """Every run folder (with a summary.json) and sweep folder (with a multirun.yaml) under `root`, newest first;
+    a sweep's jobs are not listed apart from their sweep."""
+    sweeps = {p.parent for p in Path(root).glob("**/multirun.yaml")}
+    runs = {p.parent for p in Path(root).glob("**/summary.json") if p.parent.parent not in sweeps}
+    return sorted(runs | sweeps, key=_modified, reverse=True)
 
 
 def print_runs(root: Path, limit: int) -> None:
@@ -27,14 +29,93 @@ def print_runs(root: Path, limit: int) -> None:
     for col in ("run", "command", "status", "overrides", "headline", "time"):
         table.add_column(col, overflow="fold")
     for run in runs[:limit]:
-        s = _summary(run)
-        overrides = " ".join(o for o in s.get("overrides", []) if not o.startswith("hydra"))
-        head = s.get("headline")
-        value = s.get("metrics", {}).get(head, s.get(head)) if head else None  # a sweep's analysis: top level
-        headline = f"{head}={value:.4g}" if isinstance(value, (int, float)) else ""
-        table.add_row(str(run.relative_to(root)), s.get("command", "?"), _status(s.get("status")),
-                      overrides, headline, f"{s.get('duration_s', 0):.0f}s")
+        row = _sweep_row(run) if (run / "multirun.yaml").is_file() else _run_row(_summary(run))
+        table.add_row(str(run.relative_to(root)), *row)
     console.print(table)
+
+
+def _run_row(s: dict) -> tuple[str, ...]:
+    overrides = " ".join(o for o in s.get("overrides", []) if not o.startswith("hydra"))
+    return (s.get("command", "?"), _status(s.get("status")), overrides, _headline(s),
+            f"{s.get('duration_s', 0):.0f}s")
+
+
+def _sweep_row(sweep: Path) -> tuple[str, ...]:
+    """One row for a whole sweep: its jobs' statuses counted, its own headline (a demo's analysis) or its best
+    job's, and the jobs' time added up."""
+    jobs = [read_summary(j) for j in job_folders(sweep)]
+    own = read_summary(sweep)
+    counts: dict[str, int] = {}
+    for j in jobs:
+        counts[j.get("status", "missing")] = counts.get(j.get("status", "missing"), 0) + 1
+    status = ", ".join(f"{n} {_status(k)}" for k, n in counts.items()) or "no jobs yet"
+    if own.get("status") == "failed":
+        status += f", analysis {_status('failed')}"
+    task = OmegaConf.select(OmegaConf.load(sweep / "multirun.yaml"), "hydra.overrides.task", default=[])
+    overrides = "-m " + " ".join(o for o in task if not o.startswith(("hydra", "resume=")))
+    headline = _headline(own) or _best_headline(jobs)
+    command = own.get("command") or next((j.get("command") for j in jobs if j.get("command")), "?")
+    return command, status, overrides, headline, f"{sum(j.get('duration_s', 0) for j in jobs):.0f}s"
+
+
+def _headline(s: dict) -> str:
+    head = s.get("headline")
+    value = s.get("metrics", {}).get(head, s.get(head)) if head else None  # a sweep's analysis: top level
+    return f"{head}={value:.4g}" if isinstance(value, (int, float)) else ""
+
+
+def _best_headline(jobs: list[dict]) -> str:
+    from trends.core.report import lower_is_better
+
+    scored = [j for j in jobs if isinstance(j.get("metrics", {}).get(j.get("headline")), (int, float))]
+    if not scored:
+        return ""
+    head = scored[0]["headline"]
+    pick = min if lower_is_better(head) else max
+    best = pick(scored, key=lambda j: j["metrics"][head])
+    return f"best {head}={best['metrics'][head]:.4g}"
+
+
+def compare_runs(paths: list[Path]) -> None:
+    """`trends runs compare A B …`: the runs' headlines, the config keys that differ, and every metric side by side."""
+    from trends.core.report import Folder, config_diff, fmt
+
+    runs = [Folder(Path(p)) for p in paths]
+    for run in runs:
+        if not run.summary:
+            raise FileNotFoundError(f"{run.path} is not a run folder (no summary.json)")
+    console = Console()
+    names = [r.name for r in runs]
+    overview = Table(title="runs")
+    for col in ("", *names):
+        overview.add_column(col, overflow="fold")
+    for label, get in (("command", lambda r: r.summary.get("command", "?")),
+                       ("status", lambda r: _status(r.summary.get("status"))),
+                       ("headline", lambda r: _headline(r.summary)),
+                       ("time", lambda r: f"{r.summary.get('duration_s', 0):.0f}s")):
+        overview.add_row(label, *(get(r) for r in runs))
+    console.print(overview)
+    diff = config_diff(runs)
+    if diff:
+        table = Table(title="config: the keys that differ")
+        for col in diff[0]:
+            table.add_column(col, overflow="fold")
+        for row in diff:
+            table.add_row(*(fmt(v) for v in row.values()))
+        console.print(table)
+    else:
+        console.print("config: the same")
+    metrics = Table(title="metrics")
+    for col in ("metric", *names):
+        metrics.add_column(col, overflow="fold")
+    for name in dict.fromkeys(k for r in runs for k in r.summary.get("metrics", {})):
+        metrics.add_row(name, *(fmt(r.summary.get("metrics", {}).get(name)) for r in runs))
+    console.print(metrics)
+
+
+def _modified(folder: Path) -> float:
+    marker = folder / "summary.json" if (folder / "summary.json").is_file() else folder / "multirun.yaml"
+    return marker.stat().st_mtime
 
 
 def show_run(run: Path) -> None:

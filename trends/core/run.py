@@ -118,9 +118,20 @@ class Run:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.summary_path, self.summary)
+        write_report_safely(self.dir)
 
     def _read_summary(self) -> dict:
         return layout.read_summary(self.dir)
+
+
+def write_report_safely(folder: Path) -> None:
+    """report.html for a run or sweep folder; a report that cannot be written costs a warning, never the record."""
+    from .report import write_report
+
+    try:
+        write_report([folder])
+    except Exception as err:  # noqa: BLE001 — the run's own files are written; the page is a view of them
+        log.warning("report.html not written: %s: %s", type(err).__name__, err)
 
 
 def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: Path, *, command: str,

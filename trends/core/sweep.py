@@ -67,7 +67,7 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
         aggregated = aggregate_over_seeds(rows)
         write_csv(sweep_dir / "sweep_by_seed.csv", aggregated)
         sections.append(("Mean ± std over seeds", aggregated))
-    shared = _shared_overrides(rows)
+    shared = shared_overrides(rows)
     sections = [(title, [{**r, "overrides": " ".join(o for o in r["overrides"].split() if o not in shared)}
                          for r in table]) for title, table in sections]
     common = f"All jobs: `{' '.join(shared)}`\n\n" if shared else ""
@@ -84,7 +84,7 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
     return rows
 
 
-def _shared_overrides(rows: list[dict]) -> list[str]:
+def shared_overrides(rows: list[dict]) -> list[str]:
     """The overrides every job of the sweep has (a fixed teacher=, experiment=smoke): said once, not per row."""
     if len(rows) < 2:
         return []
@@ -93,10 +93,13 @@ def _shared_overrides(rows: list[dict]) -> list[str]:
 
 
 class SweepTable(Callback):
-    """Hydra callback: write and print the sweep table once all jobs are done."""
+    """Hydra callback: write and print the sweep table, and the sweep's report.html, once all jobs are done."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from .run import write_report_safely
+
         write_tables(Path(config.hydra.sweep.dir))
+        write_report_safely(Path(config.hydra.sweep.dir))
 
 
 class SweepAnalysis(Callback):

@@ -1,0 +1,100 @@
+"""Reports: every run and sweep leaves a self-contained report.html; `trends report` rebuilds one or compares runs
+(only the config keys that differ); `trends runs` shows a sweep as one row and `trends runs compare` diffs runs in
+the terminal; each kind of page loads in headless Chromium with every image decoded, no console error, and a
+screenshot that is not blank."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from helpers import summary, trends
+from trends.core.report import Folder, config_diff
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+SWEEP = ["--smoke", "-m", "model.n_embd=16,32", "seed=0,1", "train.steps=6", "train.eval_every=3"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    result = trends("lm", *SWEEP, cwd=root)
+    assert result.returncode == 0, result.stderr
+    (folder,) = (root / "outputs" / "lm" / "multirun").iterdir()
+    return folder
+
+
+def test_every_run_and_the_sweep_leave_a_self_contained_report(sweep):
+    pages = [sweep / "report.html", *(sweep / str(n) / "report.html" for n in range(4))]
+    for page in pages:
+        html = page.read_text()
+        assert page.stat().st_size < 2_000_000
+        assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched from the network
+    run = (sweep / "0" / "report.html").read_text()
+    assert "best_val_loss" in run and "trends lm --smoke" not in run  # the command is the overrides the run had
+    assert "trends lm experiment=smoke model.n_embd=16 seed=0" in run and "data:image/png;base64," in run
+    page = (sweep / "report.html").read_text()
+    assert "Mean ± std over seeds" in page and "model.n_embd=16" in page and "<svg" in page
+
+
+def test_the_comparison_shows_exactly_the_keys_that_differ(sweep, cli, tmp_path):
+    first, last = Folder(sweep / "0"), Folder(sweep / "3")  # n_embd 16 seed 0 against n_embd 32 seed 1
+    assert {row["key"] for row in config_diff([first, last])} == {"model.n_embd", "seed"}
+    code, out = cli("report", str(sweep / "0"), str(sweep / "3"), "-o", str(tmp_path / "compare.html"))
+    assert code == 0, out
+    html = (tmp_path / "compare.html").read_text()
+    assert "model.n_embd" in html and "Curves overlaid" in html and "train.steps" not in html
+    code, out = cli("runs", "compare", str(sweep / "0"), str(sweep / "3"))
+    assert code == 0 and "model.n_embd" in out and "seed" in out and "train.steps" not in out
+
+
+def test_runs_lists_a_sweep_as_one_row(sweep, cli):
+    from trends.cli.runs import find_runs
+
+    root = sweep.parent.parent.parent
+    assert find_runs(root) == [sweep]  # its four jobs are inside its row, not beside it
+    code, out = cli("runs", "--root", str(root))
+    assert code == 0 and "4 completed" in out
+
+
+def test_report_refuses_a_folder_that_is_not_a_run(cli, tmp_path):
+    code, out = cli("report", str(tmp_path))
+    assert code == 2 and "not a run or sweep folder" in out
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (`.ci/run` installs Debian's chromium)")
+@pytest.mark.parametrize("kind", ["run", "sweep", "comparison"])
+def test_each_kind_of_report_renders_in_headless_chromium(sweep, kind, tmp_path):
+    from PIL import Image
+
+    page = {"run": sweep / "0" / "report.html", "sweep": sweep / "report.html"}.get(kind)
+    if page is None:
+        assert trends("report", str(sweep / "0"), str(sweep / "3"), "-o", str(tmp_path / "c.html"),
+                      cwd=tmp_path).returncode == 0
+        page = tmp_path / "c.html"
+    # The page as shipped, plus a probe that counts the images the browser could not decode.
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    dom = _chromium("--dump-dom", "--virtual-time-budget=5000", f"file://{probe}")
+    counts = re.search(r"<title>IMAGES (\d+) BROKEN (\d+)</title>", dom.stdout)
+    assert counts, dom.stdout[:500]
+    images, broken = map(int, counts.groups())
+    assert broken == 0 and (images > 0 or kind != "run")  # sweep and comparison charts are inline SVG
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    shot = tmp_path / f"{kind}.png"
+    _chromium(f"--screenshot={shot}", "--window-size=1200,1600", f"file://{page}")
+    colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 50  # text, tables and charts, not a blank page
+
+
+PROBE = """<script>window.addEventListener("load", () => {
+  const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).length;
+  document.title = "IMAGES " + document.images.length + " BROKEN " + broken; });</script>"""
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--enable-logging=stderr", "--v=0", *args], capture_output=True, text=True, timeout=120)

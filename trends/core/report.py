@@ -1,0 +1,375 @@
+"""report.html: one self-contained page (images inlined as data, charts as inline SVG, no script, no network) for a
+run, a sweep, or runs side by side. Written at the end of every run and sweep; `trends report` rebuilds it.
+
+Reads only what a run folder holds (summary.json, metrics.jsonl, .hydra/, plots/*.png, samples, tables), so it
+knows no demo and works for old runs.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from omegaconf import OmegaConf
+
+from . import layout
+from .charts import bar_chart, line_chart
+from .errors import UserError
+
+REPORT = "report.html"
+MAX_CHARTS = 8  # learning-curve charts per page: the metrics logged most often come first
+NOT_CURVES = {"step", "epoch", "split", "time"}
+
+
+@dataclass
+class Folder:
+    """A run folder (or a sweep's) as the report reads it."""
+    path: Path
+
+    @cached_property
+    def summary(self) -> dict:
+        return layout.read_summary(self.path)
+
+    @cached_property
+    def records(self) -> list[dict]:
+        metrics = self.path / layout.METRICS
+        if not metrics.is_file():
+            return []
+        return [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The composed config, flattened to dotted keys."""
+        path = self.path / ".hydra" / "config.yaml"
+        if not path.is_file():
+            return {}
+        return flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.parent.name}/{self.path.name}"
+
+    @property
+    def overrides(self) -> list[str]:
+        return [o for o in self.summary.get("overrides", []) if not o.startswith(("hydra.", "resume="))]
+
+    @property
+    def headline(self) -> dict | None:
+        name = self.summary.get("headline")
+        value = self.summary.get("metrics", {}).get(name, self.summary.get(name)) if name else None
+        return {"name": name, "value": fmt(value)} if value is not None else None
+
+    def curves(self) -> dict[str, dict[str, tuple[list, list]]]:
+        """metric → split → (steps, values), from metrics.jsonl."""
+        out: dict[str, dict[str, tuple[list, list]]] = {}
+        for r in self.records:
+            for key, value in r.items():
+                if key in NOT_CURVES or not _is_num(value):
+                    continue
+                xs, ys = out.setdefault(key, {}).setdefault(r.get("split", "all"), ([], []))
+                xs.append(r.get("step", len(xs)))
+                ys.append(value)
+        return dict(sorted(out.items(), key=lambda kv: -sum(len(xs) for xs, _ in kv[1].values())))
+
+    def images(self) -> list[dict]:
+        return [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode(), "width": 560}
+                for p in sorted((self.path / layout.PLOTS).glob("*.png"))]
+
+
+def write_report(paths: list[Path], out: Path | None = None) -> Path:
+    """One folder: its report (a run's or a sweep's), into the folder unless `out` is given; several: the comparison
+    (default `compare.html` here)."""
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if not (p / layout.SUMMARY).is_file() and not (p / "multirun.yaml").is_file():
+            raise UserError(f"{p} is not a run or sweep folder (no summary.json); pass folders under outputs/")
+    if len(paths) == 1:
+        page = sweep_page(paths[0]) if (paths[0] / "multirun.yaml").is_file() else run_page(paths[0])
+        out = out or paths[0] / REPORT
+    else:
+        sweeps = [str(p) for p in paths if (p / "multirun.yaml").is_file()]
+        if sweeps:
+            raise UserError(f"compare runs, not sweeps ({', '.join(sweeps)}); pass job folders, e.g. {sweeps[0]}/0")
+        page = compare_page([Folder(p) for p in paths])
+        out = out or Path("compare.html")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(render(page))
+    tmp.replace(out)
+    return out
+
+
+# -- the three kinds of page --------------------------------------------------------------------------------------
+def run_page(path: Path) -> dict:
+    run = Folder(path)
+    s = run.summary
+    sections = [{"title": "Metrics", "table": key_values(s.get("metrics", {}))}]
+    charts = [line_chart(by_split, title=metric, ylabel=metric) for metric, by_split in run.curves().items()]
+    if charts:
+        sections.append({"title": "Learning curves", "charts": charts[:MAX_CHARTS],
+                         "note": "from metrics.jsonl: one line per split (step: the running training record)"})
+    if run.images():
+        sections.append({"title": "Figures", "images": run.images()})
+    for sample in ("samples.txt", "samples.md"):
+        if (path / sample).is_file():
+            sections.append({"title": "Samples", "text": (path / sample).read_text()[:20_000]})
+    sections += _tables(path)
+    details = {k: v for k, v in s.items() if k not in ("metrics", "overrides", "versions", "headline")}
+    sections.append({"title": "Run", "table": key_values(details | {f"version of {k}": v for k, v
+                                                                    in s.get("versions", {}).items()})})
+    sections.append(_config_section(path))
+    return {"title": f"trends {s.get('command', '?')} — {path.name}", "status": s.get("status"),
+            "subtitle": str(path), "headline": run.headline, "sections": sections,
+            "command": command_line(s.get("command", "?"), run.overrides)}
+
+
+def sweep_page(path: Path) -> dict:
+    from .sweep import job_rows, shared_overrides
+
+    sweep = Folder(path)
+    jobs = [Folder(j) for j in layout.job_folders(path)]
+    rows = job_rows(path)
+    shared = shared_overrides(rows)
+    rows = [{**r, "overrides": " ".join(o for o in r["overrides"].split() if o not in shared)} for r in rows]
+    headlines = list(dict.fromkeys(j.summary.get("headline") for j in jobs if j.summary.get("headline")))
+    groups = group_by_variant(jobs)
+    best = _best_job(jobs, headlines[0]) if headlines else None
+    for row in rows:
+        row["_best"] = best is not None and row["job"] == best.path.name
+    sections = []
+    findings = {k: v for k, v in sweep.summary.items() if _is_num(v)}
+    if findings:
+        sections.append({"title": "Findings", "table": key_values(findings)})
+    sections += _tables(path, skip=("sweep.csv", "sweep_by_seed.csv"))
+    counts = {}
+    for j in jobs:
+        counts[j.summary.get("status", "missing")] = counts.get(j.summary.get("status", "missing"), 0) + 1
+    sections.append({"title": f"Jobs ({', '.join(f'{n} {k}' for k, n in counts.items())})",
+                     "table": table(rows), "note": " · ".join(filter(None, [
+                         f"every job: {' '.join(shared)}" if shared else None,
+                         "the best job by the headline is highlighted" if best else None]))})
+    if any(len(members) > 1 for members in groups.values()):
+        sections.append({"title": "Mean ± std over seeds", "table": table(variant_rows(groups, headlines))})
+    charts = [bar_chart(list(groups), [_mean(m, h) for m in groups.values()], [_std(m, h) for m in groups.values()],
+                        title=h, ylabel=h) for h in headlines if all(_values(m, h) for m in groups.values())]
+    curve = curve_of(headlines[0], jobs) if headlines else None
+    if curve:
+        charts.append(grouped_curves(groups, *curve))
+    if charts:
+        sections.append({"title": "Across the sweep", "charts": [c for c in charts if c],
+                         "note": "bars: mean over seeds, error bars ± one standard deviation; curves: mean ± std"})
+    if sweep.images():
+        sections.append({"title": "Figures", "images": sweep.images()})
+    task = OmegaConf.select(OmegaConf.load(path / "multirun.yaml"), "hydra.overrides.task", default=[]) \
+        if (path / "multirun.yaml").is_file() else []
+    command = (jobs[0].summary.get("command") if jobs else None) or sweep.summary.get("command", "?")
+    overrides = [o for o in task if not o.startswith(("hydra.", "resume="))]
+    return {"title": f"trends {command} sweep — {path.name}", "status": sweep.summary.get("status"),
+            "subtitle": f"{path} · {len(jobs)} jobs", "headline": sweep.headline, "sections": sections,
+            "command": command_line(command, ["-m", *overrides])}
+
+
+def compare_page(runs: list[Folder]) -> dict:
+    names = _unique_names(runs)
+    diff = config_diff(runs)
+    metric_names = list(dict.fromkeys(k for r in runs for k in r.summary.get("metrics", {})))
+    metrics = [{"metric": m, **{n: r.summary.get("metrics", {}).get(m) for n, r in zip(names, runs)}}
+               for m in metric_names]
+    curves = [r.curves() for r in runs]
+    shared = [m for m in curves[0] if all(m in c for c in curves[1:])]
+    charts = []
+    for metric in shared:
+        for split in curves[0][metric]:
+            series = {n: c[metric][split] for n, c in zip(names, curves) if split in c[metric]}
+            if len(series) > 1:
+                charts.append(line_chart(series, title=f"{metric} ({split})", ylabel=metric))
+    runs_table = [{"run": n, "command": r.summary.get("command"), "status": r.summary.get("status"),
+                   "headline": (r.headline or {}).get("name"), "value": (r.headline or {}).get("value"),
+                   "path": str(r.path)} for n, r in zip(names, runs)]
+    sections = [{"title": "Runs", "table": table(runs_table)},
+                {"title": "Config: the keys that differ", "table": table(diff) if diff else None,
+                 "note": None if diff else "the configs are the same"},
+                {"title": "Metrics", "table": table(metrics)}]
+    if charts:
+        sections.append({"title": "Curves overlaid", "charts": charts[:MAX_CHARTS]})
+    return {"title": f"trends: {len(runs)} runs compared", "status": None, "subtitle": " · ".join(names),
+            "headline": None, "sections": sections, "command": None}
+
+
+# -- pieces ---------------------------------------------------------------------------------------------------------
+def config_diff(runs: list[Folder]) -> list[dict]:
+    """One row per dotted config key whose value is not the same in every run (absent keys count as different)."""
+    names = _unique_names(runs)
+    keys = list(dict.fromkeys(k for r in runs for k in r.config))
+    missing = object()
+    rows = []
+    for key in keys:
+        values = [r.config.get(key, missing) for r in runs]
+        if any(v != values[0] for v in values[1:]):
+            rows.append({"key": key, **{n: ("—" if v is missing else v) for n, v in zip(names, values)}})
+    return rows
+
+
+def group_by_variant(jobs: list[Folder]) -> dict[str, list[Folder]]:
+    """Completed jobs grouped by their overrides without the seed (and without overrides every job shares)."""
+    completed = [j for j in jobs if j.summary.get("status") == "completed"]
+    shared = set.intersection(*(set(j.overrides) for j in completed)) if completed else set()
+    groups: dict[str, list[Folder]] = {}
+    for j in completed:
+        key = " ".join(o for o in j.overrides if not o.startswith("seed=") and o not in shared) or "(defaults)"
+        groups.setdefault(key, []).append(j)
+    return groups
+
+
+def variant_rows(groups: dict[str, list[Folder]], headlines: list[str]) -> list[dict]:
+    rows = []
+    for variant, members in groups.items():
+        row = {"variant": variant, "seeds": len(members)}
+        for h in headlines:
+            if _values(members, h):
+                row[h] = f"{_mean(members, h):.4g} ± {_std(members, h):.2g}"
+        rows.append(row)
+    return rows
+
+
+def curve_of(headline: str, jobs: list[Folder]) -> tuple[str, str] | None:
+    """The (metric, split) whose curve the headline summarises: `best_val_loss` → loss on val; else the first
+    metric logged under a split whose name the headline contains."""
+    curves = next((j.curves() for j in jobs if j.records), {})
+    words = set(headline.replace("/", "_").split("_"))
+    for metric, by_split in curves.items():
+        for split in by_split:
+            if split in words and set(metric.split("_")) <= words:
+                return metric, split
+    for metric, by_split in curves.items():
+        for split in by_split:
+            if split in words:
+                return metric, split
+    return None
+
+
+def grouped_curves(groups: dict[str, list[Folder]], metric: str, split: str) -> str:
+    """Mean ± std over each variant's seeds of one curve, at the steps all of its jobs logged."""
+    series, spread = {}, {}
+    for variant, members in groups.items():
+        by_step: dict[float, list[float]] = {}
+        for job in members:
+            xs, ys = job.curves().get(metric, {}).get(split, ([], []))
+            for x, y in zip(xs, ys):
+                by_step.setdefault(x, []).append(y)
+        steps = sorted(x for x, v in by_step.items() if len(v) == len(members))
+        if steps:
+            series[variant] = (steps, [statistics.fmean(by_step[x]) for x in steps])
+            spread[variant] = [statistics.stdev(by_step[x]) if len(members) > 1 else 0.0 for x in steps]
+    return line_chart(series, title=f"{metric} ({split}) by variant", ylabel=metric, spread=spread)
+
+
+def _tables(path: Path, skip: tuple[str, ...] = ()) -> list[dict]:
+    """The folder's own CSV tables (a demo's comparison, the scaling ladder), one section each."""
+    sections = []
+    for csv_path in sorted(path.glob("*.csv")):
+        if csv_path.name in skip:
+            continue
+        with csv_path.open(newline="") as f:
+            rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        if rows:
+            sections.append({"title": csv_path.stem, "table": table(rows)})
+    return sections
+
+
+def _config_section(path: Path) -> dict:
+    config = path / ".hydra" / "config.yaml"
+    text = config.read_text() if config.is_file() else "(no .hydra/config.yaml)"
+    return {"title": "Config", "details": {"summary": "the composed config (.hydra/config.yaml)", "text": text}}
+
+
+def _best_job(jobs: list[Folder], headline: str) -> Folder | None:
+    scored = [j for j in jobs if j.summary.get("status") == "completed"
+              and _is_num(j.summary.get("metrics", {}).get(headline))]
+    if not scored:
+        return None
+    pick = min if lower_is_better(headline) else max
+    return pick(scored, key=lambda j: j.summary["metrics"][headline])
+
+
+def lower_is_better(metric: str) -> bool:
+    """Losses, errors and bits per character fall as a model improves; accuracies and scores rise."""
+    return any(word in metric for word in ("loss", "error", "bpc", "perplexity"))
+
+
+def _values(members: list[Folder], metric: str) -> list[float]:
+    return [j.summary["metrics"][metric] for j in members if _is_num(j.summary.get("metrics", {}).get(metric))]
+
+
+def _mean(members: list[Folder], metric: str) -> float:
+    return statistics.fmean(_values(members, metric))
+
+
+def _std(members: list[Folder], metric: str) -> float:
+    values = _values(members, metric)
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _unique_names(runs: list[Folder]) -> list[str]:
+    names = [r.name for r in runs]
+    return [n if names.count(n) == 1 else f"{n} ({i})" for i, n in enumerate(names)]
+
+
+def command_line(command: str, overrides: list[str]) -> str:
+    quoted = [o if all(c not in o for c in " '\"$[]{}*,") or o == "-m" else f"'{o}'" for o in overrides]
+    return " ".join(["trends", command, *quoted])
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: json.dumps(value) if isinstance(value, (list, dict)) else value}
+
+
+def key_values(mapping: dict) -> dict:
+    return table([{"key": k, "value": v if _is_num(v) or v is None else str(v)} for k, v in mapping.items()])
+
+
+def table(rows: list[dict]) -> dict:
+    columns = list(dict.fromkeys(k for r in rows for k in r if not k.startswith("_")))
+    return {"columns": columns, "rows": rows}
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    return str(value)
+
+
+def render(page: dict) -> str:
+    env = Environment(loader=PackageLoader("trends.core", "."), autoescape=select_autoescape(["j2", "html"]))
+    env.globals["fmt"] = fmt
+    template = env.get_template("report.html.j2")
+    return template.render(generated=datetime.now().strftime("%Y-%m-%d %H:%M"), **page)
+
+
+def _is_num(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(text: str) -> Any:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
