@@ -4,6 +4,7 @@ the terminal; each kind of page loads in headless Chromium with every image deco
 screenshot that is not blank."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -98,3 +99,28 @@ PROBE = """<script>window.addEventListener("load", () => {
 def _chromium(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                            "--enable-logging=stderr", "--v=0", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_tensorboard_events_hold_the_logged_values_and_the_hparams(workdir, cli):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    code, out = cli("lm", "--smoke", "logger=tensorboard", "model.n_embd=16")
+    assert code == 0, out
+    (run,) = (workdir / "outputs" / "lm").iterdir()
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    logged = [(r["step"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+              if r["split"] == "val"]
+    assert [(e.step, e.value) for e in events.Scalars("val/loss")] == [(s, pytest.approx(v)) for s, v in logged]
+    assert events.Scalars("hparam/best_val_loss")[0].value == pytest.approx(summary(run)["metrics"]["best_val_loss"])
+    assert events.PluginTagToContent("hparams")  # the HParams view's record of this run's overrides
+
+
+def test_tensorboard_without_the_extra_is_one_line_naming_it(workdir):
+    blocked = workdir / "blocked" / "tensorboard"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('not installed')\n")  # as if the extra were missing
+    result = trends("lm", "--smoke", "logger=tensorboard", cwd=workdir, env={"PYTHONPATH": str(blocked.parent)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == "error: logger=tensorboard needs TensorBoard: pip install 'trends[tensorboard]'"
+    assert not (workdir / "outputs").exists()

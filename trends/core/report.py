@@ -25,7 +25,7 @@ from .errors import UserError
 
 REPORT = "report.html"
 MAX_CHARTS = 8  # learning-curve charts per page: the metrics logged most often come first
-NOT_CURVES = {"step", "epoch", "split", "time"}
+NOT_CURVES = {"step", "epoch", "split", "time", "elapsed"}
 
 
 @dataclass

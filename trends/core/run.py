@@ -25,6 +25,7 @@ from . import layout
 from .distributed import shutdown
 from .errors import Diverged, RunInterrupted, UserError
 from .ranks import Dist
+from .tensorboard import TensorBoard
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ class Run:
         ranks = Dist.from_env()
         self.is_main = ranks.main  # under torchrun only rank 0 writes
         self.logged_any = False
+        self._tensorboard_wanted = OmegaConf.select(cfg, "logger.name") == "tensorboard" and self.is_main
+        self._tensorboard: TensorBoard | None = None
+        self._purge_step: int | None = None  # a resumed run's TensorBoard rewrites the points after its checkpoint
+        if self._tensorboard_wanted:
+            TensorBoard.check_installed()  # before any work: the extra is missing, say so now
         self._t0 = time.perf_counter()
         self._elapsed_before = 0.0  # time spent before a resume
         self.summary: dict[str, Any] = {
@@ -83,6 +89,10 @@ class Run:
         if self.is_main:
             with self.metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
+        if self._tensorboard_wanted:
+            if self._tensorboard is None:
+                self._tensorboard = TensorBoard(self.dir, purge_step=self._purge_step)
+            self._tensorboard.scalars(step, split, values)
         self.logged_any = True
         return record
 
@@ -100,6 +110,7 @@ class Run:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
             os.replace(tmp, self.metrics_path)
         self._elapsed_before = elapsed
+        self._purge_step = step + 1
         self._t0 = time.perf_counter()
         previous = self._read_summary()
         self.summary["started_at"] = previous.get("started_at", self.summary["started_at"])
@@ -118,6 +129,10 @@ class Run:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.summary_path, self.summary)
+        if self._tensorboard_wanted:
+            board = self._tensorboard or TensorBoard(self.dir, purge_step=self._purge_step)
+            board.hparams(self.summary.get("overrides", []), self.summary.get("metrics", {}))
+            board.close()
         write_report_safely(self.dir)
 
     def _read_summary(self) -> dict:
