@@ -106,6 +106,35 @@ def latest_completed_run(command: str, overrides: list[str]) -> Path | None:
     return max(runs, key=lambda p: (p / layout.SUMMARY).stat().st_mtime, default=None)
 
 
+def with_teacher(demo: Demo, overrides: list[str], *, smoke: bool, train, say) -> list[str]:
+    """The overrides with a checked `teacher=RUN` (a UserError where it is not a finished run of the teacher's
+    command): the one given, else the newest completed run of the teacher's command made with the overrides the
+    config names (`teacher_overrides`: none by default, its smoke or GPU preset under the student's), else one
+    trained first by `train(command, overrides)`. `say` tells the user which."""
+    from trends.distill.teacher import check_teacher
+
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("teacher=")]
+    for path in given[-1].split(",") if given else []:  # a sweep over teachers: each must be one
+        check_teacher(path)
+    if given:
+        return overrides
+    if torchrun_rank() is not None:  # every process would look for, or train, a teacher of its own
+        raise UserError(f"under torchrun, name the teacher: teacher=outputs/{demo.teacher}/<run>")
+    try:
+        cfg = compose_config(demo, [*(["experiment=smoke"] if smoke else []), *fixed_overrides(overrides)])
+    except UserError:
+        return overrides  # the config does not compose: the launch says why, in Hydra's terms
+    wanted = list(cfg.teacher_overrides)
+    command = " ".join(["trends", demo.teacher, *wanted])
+    teacher = latest_completed_run(demo.teacher, wanted)
+    if teacher is None:
+        say(f"no teacher= given and no finished `{command}` run: training one first")
+        train(demo.teacher, wanted)
+        teacher = latest_completed_run(demo.teacher, wanted)
+    say(f"teacher: {teacher} (the newest `{command}` run; choose another with teacher=RUN)")
+    return [*overrides, f"teacher={teacher.resolve()}"]  # absolute: jobs may run elsewhere (submitit, --resume)
+
+
 def is_sweep_folder(path: Path) -> bool:
     return (Path(path) / "multirun.yaml").is_file()
 

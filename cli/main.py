@@ -70,6 +70,7 @@ def _add_demo(demo: Demo) -> None:
         overrides = list(overrides or [])
         if demo.teacher and resume is None and not cfg:
             overrides = _with_teacher(demo, overrides, smoke=smoke, debug=debug)
+
         # A command that is a sweep runs as one, except under torchrun: there its processes train one job together
         # (the config's own values, e.g. one distill student), since a sweep cannot share one process group.
         whole_sweep = demo.sweep and bridge.torchrun_rank() is None
@@ -129,40 +130,25 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
 
 
 def _with_teacher(demo: Demo, overrides: list[str], *, smoke: bool, debug: bool) -> list[str]:
-    """The overrides with a checked `teacher=RUN`: the one given, else the newest completed run of the teacher's
-    command with the overrides the config names (`teacher_overrides`: none by default, its smoke or GPU preset under
-    the student's), else one trained now."""
+    """bridge.with_teacher, with a teacher trained through this CLI (progress, messages) where one is needed."""
     from trends.core.errors import UserError
-    from trends.distill.teacher import check_teacher
 
-    given = [o.split("=", 1)[1] for o in overrides if o.startswith("teacher=")]
-    try:
-        for path in given[-1].split(",") if given else []:  # a sweep over teachers: each must be one
-            check_teacher(path)
-        if given:
-            return overrides
-        if bridge.torchrun_rank() is not None:  # every process would look for, or train, a teacher of its own
-            if bridge.torchrun_rank():
-                raise typer.Exit(2)  # rank 0 says why
-            _fail(f"under torchrun, name the teacher: teacher=outputs/{demo.teacher}/<run>")
-        cfg = bridge.compose_config(demo, [*(["experiment=smoke"] if smoke else []),
-                                           *bridge.fixed_overrides(overrides)])
-    except UserError as err:
-        if given:
-            _fail(str(err))
-        return overrides  # the config does not compose: the launch says why, in Hydra's terms
-    wanted = list(cfg.teacher_overrides)
-    command = " ".join(["trends", demo.teacher, *wanted])
-    teacher = bridge.latest_completed_run(demo.teacher, wanted)
-    if teacher is None:
-        typer.echo(f"no teacher= given and no finished `{command}` run: training one first", err=True)
-        code = _launch(next(d for d in DEMOS if d.command == demo.teacher), wanted, epochs=None, smoke=False,
-                       multirun=False, print_cfg=False, resume=None, debug=debug)
+    def train(command: str, teacher_overrides: list[str]) -> None:
+        code = _launch(demo_named(command), teacher_overrides, epochs=None, smoke=False, multirun=False,
+                       print_cfg=False, resume=None, debug=debug)
         if code:
             raise typer.Exit(code)
-        teacher = bridge.latest_completed_run(demo.teacher, wanted)
-    typer.echo(f"teacher: {teacher} (the newest `{command}` run; choose another with teacher=RUN)", err=True)
-    return [*overrides, f"teacher={teacher.resolve()}"]  # absolute: jobs may run elsewhere (submitit, --resume)
+
+    try:
+        return bridge.with_teacher(demo, overrides, smoke=smoke, train=train, say=lambda t: typer.echo(t, err=True))
+    except UserError as err:
+        if bridge.torchrun_rank():
+            raise typer.Exit(2)  # rank 0 says why
+        _fail(str(err))
+
+
+def demo_named(command: str) -> Demo:
+    return next(d for d in DEMOS if d.command == command)
 
 
 def _analyse(demo: Demo, sweep_dir: Path, overrides: list[str], debug: bool) -> int:

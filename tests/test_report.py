@@ -124,3 +124,20 @@ def test_tensorboard_without_the_extra_is_one_line_naming_it(workdir):
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == "error: logger=tensorboard needs TensorBoard: pip install 'trends[tensorboard]'"
     assert not (workdir / "outputs").exists()
+
+
+def test_the_python_entry_runs_a_demo_and_returns_its_record(workdir):
+    from trends import run
+    from trends.core.errors import UserError
+
+    record = run("lm", "model.n_embd=16", smoke=True)
+    assert record.status == "completed" and record.headline[0] == "best_val_loss"
+    assert record.headline[1] == summary(record.path)["metrics"]["best_val_loss"]
+    steps, losses = record.curve("val", "loss")
+    assert steps == [10, 20, 30] and losses[-1] == pytest.approx(record.metrics["final_val_loss"], abs=1e-4)
+    assert record.report.is_file() and {p.name for p in record.plots} == {"loss.png", "step_loss.png"}
+    assert "best_val_loss=" in repr(record)
+    with pytest.raises(UserError, match="optim.lr must be > 0"):
+        run("lm", "optim.lr=-1", smoke=True)
+    with pytest.raises(UserError, match="no demo called"):
+        run("nope")
