@@ -231,6 +231,31 @@ def report(
     typer.echo(f"report: {written}")
 
 
+@app.command()
+def tour(
+    quick: bool = typer.Option(False, "--quick", help="Short budgets on the real data: minutes, not the full hour."),
+    smoke: bool = typer.Option(False, "--smoke", help="Every demo on its offline smoke data: seconds (CI)."),
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated stages, e.g. lm,distill,gnn."),
+    extra: List[str] = typer.Option([], "--set", help="STAGE:key=value, an override for one stage (repeatable)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over instead of continuing the last tour."),
+) -> None:
+    """Every trend at its CPU default (or --quick), then one page: the lecture, live (outputs/tour/tour.html)."""
+    import shutil
+
+    from trends.cli.tour import run_tour
+    from trends.core.errors import UserError
+
+    mode = "smoke" if smoke else "quick" if quick else "full"
+    folder = bridge.outputs_root() / ("tour" if mode == "full" else f"tour-{mode}")
+    if fresh:
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        code = run_tour(mode, folder, only=only.split(",") if only else None, extra=extra)
+    except UserError as err:
+        _fail(str(err))
+    raise typer.Exit(code)
+
+
 runs_app = typer.Typer(help="Recent runs: what ran, how it ended, what it reached.")
 app.add_typer(runs_app, name="runs")
 

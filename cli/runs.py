@@ -77,7 +77,7 @@ def _best_headline(jobs: list[dict]) -> str:
 
 
 def compare_runs(paths: list[Path]) -> None:
-    """`trends runs compare A B …`: the runs' headlines, the config keys that differ, and every metric side by side."""
+    """`trends runs compare A B …`: the runs' headlines, the config keys that differ, every metric side by side."""
     from trends.core.report import Folder, config_diff, fmt
 
     runs = [Folder(Path(p)) for p in paths]

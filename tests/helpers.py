@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,39 @@ def ctrl_c_after_first_checkpoint(argv: list[str], command: str, cwd: Path, env:
 def summary(run: Path) -> dict:
     """A run folder's summary.json."""
     return json.loads((run / "summary.json").read_text())
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+PROBE = """<script>window.addEventListener("load", () => {
+  const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).length;
+  document.title = "IMAGES " + document.images.length + " BROKEN " + broken; });</script>"""
+
+
+@dataclass
+class Seen:
+    images: int  # <img> elements on the page
+    broken_images: int  # of them, those the browser could not decode
+    console: list[str]  # console messages (errors, warnings) the page produced
+    colours: int  # distinct colours in a 1200 × 1600 screenshot: a blank page has one
+
+
+def in_chromium(page: Path, scratch: Path) -> Seen:
+    """Load an HTML file from disk in headless Chromium, as a reader would: a copy with a probe that counts the
+    images the browser could not decode, the console's messages, and a screenshot of the page as shipped."""
+    from PIL import Image
+
+    probe = scratch / f"probe_{page.name}"
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    dom = _chromium("--dump-dom", "--virtual-time-budget=5000", f"file://{probe}")
+    counts = re.search(r"<title>IMAGES (\d+) BROKEN (\d+)</title>", dom.stdout)
+    assert counts, dom.stdout[:500]
+    shot = scratch / f"{page.stem}.png"
+    _chromium(f"--screenshot={shot}", "--window-size=1200,1600", f"file://{page}")
+    colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
+    return Seen(int(counts.group(1)), int(counts.group(2)),
+                [line for line in dom.stderr.splitlines() if ":CONSOLE" in line], len(colours or []))
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--enable-logging=stderr", "--v=0", *args], capture_output=True, text=True, timeout=120)

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 
 import pytest
 
-from helpers import summary, trends
+from helpers import CHROMIUM, in_chromium, summary, trends
 from trends.core.report import Folder, config_diff
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 SWEEP = ["--smoke", "-m", "model.n_embd=16,32", "seed=0,1", "train.steps=6", "train.eval_every=3"]
 
 
@@ -68,37 +65,15 @@ def test_report_refuses_a_folder_that_is_not_a_run(cli, tmp_path):
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (`.ci/run` installs Debian's chromium)")
 @pytest.mark.parametrize("kind", ["run", "sweep", "comparison"])
 def test_each_kind_of_report_renders_in_headless_chromium(sweep, kind, tmp_path):
-    from PIL import Image
-
     page = {"run": sweep / "0" / "report.html", "sweep": sweep / "report.html"}.get(kind)
     if page is None:
         assert trends("report", str(sweep / "0"), str(sweep / "3"), "-o", str(tmp_path / "c.html"),
                       cwd=tmp_path).returncode == 0
         page = tmp_path / "c.html"
-    # The page as shipped, plus a probe that counts the images the browser could not decode.
-    probe = tmp_path / "probe.html"
-    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
-    dom = _chromium("--dump-dom", "--virtual-time-budget=5000", f"file://{probe}")
-    counts = re.search(r"<title>IMAGES (\d+) BROKEN (\d+)</title>", dom.stdout)
-    assert counts, dom.stdout[:500]
-    images, broken = map(int, counts.groups())
-    assert broken == 0 and (images > 0 or kind != "run")  # sweep and comparison charts are inline SVG
-    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
-    assert not console, console
-    shot = tmp_path / f"{kind}.png"
-    _chromium(f"--screenshot={shot}", "--window-size=1200,1600", f"file://{page}")
-    colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 16)
-    assert colours is None or len(colours) > 50  # text, tables and charts, not a blank page
-
-
-PROBE = """<script>window.addEventListener("load", () => {
-  const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).length;
-  document.title = "IMAGES " + document.images.length + " BROKEN " + broken; });</script>"""
-
-
-def _chromium(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--enable-logging=stderr", "--v=0", *args], capture_output=True, text=True, timeout=120)
+    seen = in_chromium(page, tmp_path)
+    assert seen.broken_images == 0 and (seen.images > 0 or kind != "run")  # sweep and comparison charts are SVG
+    assert not seen.console, seen.console
+    assert seen.colours > 50  # text, tables and charts: not a blank page
 
 
 def test_tensorboard_events_hold_the_logged_values_and_the_hparams(workdir, cli):
