@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-
 from helpers import CHROMIUM, TRENDS, ctrl_c_after_first_checkpoint, in_chromium, trends
 
 TOUR = ["tour", "--smoke", "--only", "lm,gnn"]
