@@ -156,9 +156,9 @@ def findings(name: str, record: Record) -> Finding | None:
                            f"a uniform guess over its {s['vocab_size']} characters: {uniform:.3f}",
                            m["best_val_loss"] < uniform)
         if name == "scaling":
-            rungs = s["rungs"]
-            return Finding(f"L(N) = E + A·N^−α with α = {s['alpha']:.3f} ± {s['sigma']['alpha']:.3f}, "
-                           f"R² = {s['r2']:.3f}", f"the smallest model: {rungs[0]['final_val_loss']:.3f} → the "
+            rungs, sigma = s["rungs"], s["uncertainty"]["sigma"]["alpha"]
+            return Finding(f"L(N) = E + A·N^−α with α = {s['alpha']:.3f} ± {sigma:.3f}, R² = {s['r2']:.3f} over "
+                           f"{len(rungs)} sizes", f"the smallest model: {rungs[0]['final_val_loss']:.3f} → the "
                            f"largest: {rungs[-1]['final_val_loss']:.3f}", bool(s["loss_falls_every_rung"]))
         if name == "distill":
             return Finding(f"DistilBERT student {s['val_loss/distilbert']:.3f} (teacher "
@@ -176,7 +176,7 @@ def findings(name: str, record: Record) -> Finding | None:
         if name == "vit-vs-cnn":
             largest = max(s["table"]["resnet"], key=float)
             cnn, vit = s["table"]["resnet"][largest], s["table"]["vit"][largest]
-            return Finding(f"CNN {100 * cnn:.1f} % at {s['images'][largest]:,} images",
+            return Finding(f"CNN {100 * cnn:.1f} % at {s['train_images'][largest]:,} training images",
                            f"the ViT: {100 * vit:.1f} %", cnn > vit)
     except (KeyError, TypeError, IndexError, ValueError):
         return None
