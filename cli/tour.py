@@ -59,8 +59,9 @@ def run_tour(mode: str, folder: Path, only: list[str] | None = None, extra: list
             continue
         argv = _stage_argv(stage, mode, state, extra_by_stage.get(name, []), folder, previous)
         print(f"[{i}/{len(chosen)}] {name}: trends {' '.join(argv)}", flush=True)
+        began = time.time()
         code, seconds = _run_stage(argv, folder)
-        run = _newest_run(folder, stage["command"], since=previous.get("run")) or previous.get("run")
+        run = _newest_run(folder, stage["command"], since=began)
         status = _status(folder / run) if run else None
         state[name] = {"command": " ".join(["trends", *argv]), "run": run, "exit_code": code,
                        "status": status if code in (0, 130) and status else ("interrupted" if code == 130 else
@@ -112,15 +113,22 @@ def _run_stage(argv: list[str], folder: Path) -> tuple[int, float]:
     return code, time.perf_counter() - tic
 
 
-def _newest_run(folder: Path, command: str, since: str | None) -> str | None:
-    """The run or sweep folder the stage made (relative to the tour folder): the newest under runs/<command>/."""
+def _newest_run(folder: Path, command: str, since: float) -> str | None:
+    """The run or sweep folder the stage wrote to (relative to the tour folder): the newest under runs/<command>/
+    changed since it began (none where bad input stopped it before any folder was kept)."""
     base = folder / "runs" / command
-    candidates = [p for p in base.glob("*") if p.is_dir() and p.name != "multirun"] + \
-        [p for p in (base / "multirun").glob("*") if p.is_dir()]
+    candidates = [p for p in [*base.glob("*"), *(base / "multirun").glob("*")]
+                  if p.is_dir() and p.name != "multirun" and _changed(p) >= since - 1]
     if not candidates:
         return None
     newest = max(candidates, key=lambda p: p.stat().st_mtime)
     return str(newest.relative_to(folder))
+
+
+def _changed(run: Path) -> float:
+    """When a run or sweep folder last recorded something (a resumed one rewrites its summary)."""
+    marks = [run / layout.SUMMARY, run / "multirun.yaml", *run.glob(f"*/{layout.SUMMARY}")]
+    return max((m.stat().st_mtime for m in marks if m.is_file()), default=run.stat().st_mtime)
 
 
 def _status(run: Path) -> str | None:
