@@ -111,7 +111,8 @@ def write_report(paths: list[Path], out: Path | None = None) -> Path:
 def run_page(path: Path) -> dict:
     run = Folder(path)
     s = run.summary
-    sections = [{"title": "Metrics", "table": key_values(s.get("metrics", {}))}]
+    sections = [{"title": "Error", "text": s["error"]}] if s.get("error") else []
+    sections.append({"title": "Metrics", "table": key_values(s.get("metrics", {}))})
     charts = [line_chart(by_split, title=metric, ylabel=metric) for metric, by_split in run.curves().items()]
     if charts:
         sections.append({"title": "Learning curves", "charts": charts[:MAX_CHARTS],
@@ -122,7 +123,7 @@ def run_page(path: Path) -> dict:
         if (path / sample).is_file():
             sections.append({"title": "Samples", "text": (path / sample).read_text()[:20_000]})
     sections += _tables(path)
-    details = {k: v for k, v in s.items() if k not in ("metrics", "overrides", "versions", "headline")}
+    details = {k: v for k, v in s.items() if k not in ("metrics", "overrides", "versions", "headline", "error")}
     sections.append({"title": "Run", "table": key_values(details | {f"version of {k}": v for k, v
                                                                     in s.get("versions", {}).items()})})
     sections.append(_config_section(path))
