@@ -136,7 +136,7 @@ def test_a_teacher_that_is_not_a_finished_char_gpt_run_is_refused(smoke_distill,
 def test_ctrl_c_then_resume_finishes_the_students_exactly(smoke_distill, tmp_path):
     root, *_ = smoke_distill
     (teacher,) = (root / "outputs" / "lm").iterdir()
-    longer = ["--smoke", f"teacher={teacher}", "train.steps=120", "train.eval_every=10", "distill.speed_chars=20"]
+    longer = ["--smoke", f"teacher={teacher}", "train.steps=80", "train.eval_every=10", "distill.speed_chars=20"]
     straight = trends("distill", *longer, cwd=tmp_path, env={"TRENDS_OUTPUTS": "straight"})
     assert straight.returncode == 0, straight.stderr
     (reference,) = (tmp_path / "straight" / "distill" / "multirun").iterdir()

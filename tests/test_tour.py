@@ -23,7 +23,7 @@ def test_a_failing_demo_is_shown_and_ctrl_c_then_continues_without_rerunning_fin
     assert "best val loss" in page and "failed" in page and "1/2 trends completed" in page
     (lm_run,) = (workdir / "outputs" / "tour-smoke" / "runs" / "lm").iterdir()
 
-    long_gnn = [*TRENDS, *TOUR, "--set", "gnn:train.epochs=1000"]  # long enough to be stopped mid-way
+    long_gnn = [*TRENDS, *TOUR, "--set", "gnn:train.epochs=400"]  # long enough to be stopped mid-way
     code, err = ctrl_c_after_first_checkpoint(long_gnn, "tour-smoke/runs/gnn/multirun/*", workdir, whole_group=True)
     assert code == 130, err
     assert _state(workdir)["gnn"]["status"] == "interrupted" and "continues where it stopped" in err
