@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -45,15 +46,13 @@ def _sweep_row(sweep: Path) -> tuple[str, ...]:
     job's, and the jobs' time added up."""
     jobs = [read_summary(j) for j in job_folders(sweep)]
     own = read_summary(sweep)
-    counts: dict[str, int] = {}
-    for j in jobs:
-        counts[j.get("status", "missing")] = counts.get(j.get("status", "missing"), 0) + 1
+    counts = Counter(j.get("status", "missing") for j in jobs)
     status = ", ".join(f"{n} {_status(k)}" for k, n in counts.items()) or "no jobs yet"
     if own.get("status") == "failed":
         status += f", analysis {_status('failed')}"
     task = OmegaConf.select(OmegaConf.load(sweep / "multirun.yaml"), "hydra.overrides.task", default=[])
     overrides = "-m " + " ".join(o for o in task if not o.startswith(("hydra", "resume=")))
-    headline = _headline(own) or _best_headline(jobs)
+    headline = _headline(own) or _best_headline(sweep)
     command = own.get("command") or next((j.get("command") for j in jobs if j.get("command")), "?")
     return command, status, overrides, headline, f"{sum(j.get('duration_s', 0) for j in jobs):.0f}s"
 
@@ -64,16 +63,13 @@ def _headline(s: dict) -> str:
     return f"{head}={value:.4g}" if isinstance(value, (int, float)) else ""
 
 
-def _best_headline(jobs: list[dict]) -> str:
-    from trends.core.report import lower_is_better
+def _best_headline(sweep: Path) -> str:
+    from trends.core.report import Folder, best_job
 
-    scored = [j for j in jobs if isinstance(j.get("metrics", {}).get(j.get("headline")), (int, float))]
-    if not scored:
-        return ""
-    head = scored[0]["headline"]
-    pick = min if lower_is_better(head) else max
-    best = pick(scored, key=lambda j: j["metrics"][head])
-    return f"best {head}={best['metrics'][head]:.4g}"
+    jobs = [Folder(j) for j in job_folders(sweep)]
+    head = next((j.summary["headline"] for j in jobs if j.summary.get("headline")), None)
+    best = best_job(jobs, head) if head else None
+    return f"best {head}={best.summary['metrics'][head]:.4g}" if best else ""
 
 
 def compare_runs(paths: list[Path]) -> None:

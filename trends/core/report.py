@@ -10,6 +10,7 @@ import base64
 import csv
 import json
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -66,6 +67,7 @@ class Folder:
         value = self.summary.get("metrics", {}).get(name, self.summary.get(name)) if name else None
         return {"name": name, "value": fmt(value)} if value is not None else None
 
+    @cached_property
     def curves(self) -> dict[str, dict[str, tuple[list, list]]]:
         """metric → split → (steps, values), from metrics.jsonl."""
         out: dict[str, dict[str, tuple[list, list]]] = {}
@@ -78,6 +80,7 @@ class Folder:
                 ys.append(value)
         return dict(sorted(out.items(), key=lambda kv: -sum(len(xs) for xs, _ in kv[1].values())))
 
+    @cached_property
     def images(self) -> list[dict]:
         return [{"name": p.name, "data": base64.b64encode(p.read_bytes()).decode(), "width": 560}
                 for p in sorted((self.path / layout.PLOTS).glob("*.png"))]
@@ -113,12 +116,12 @@ def run_page(path: Path) -> dict:
     s = run.summary
     sections = [{"title": "Error", "text": s["error"]}] if s.get("error") else []
     sections.append({"title": "Metrics", "table": key_values(s.get("metrics", {}))})
-    charts = [line_chart(by_split, title=metric, ylabel=metric) for metric, by_split in run.curves().items()]
+    charts = [line_chart(by_split, title=metric, ylabel=metric) for metric, by_split in run.curves.items()]
     if charts:
         sections.append({"title": "Learning curves", "charts": charts[:MAX_CHARTS],
                          "note": "from metrics.jsonl: one line per split (step: the running training record)"})
-    if run.images():
-        sections.append({"title": "Figures", "images": run.images()})
+    if run.images:
+        sections.append({"title": "Figures", "images": run.images})
     for sample in ("samples.txt", "samples.md"):
         if (path / sample).is_file():
             sections.append({"title": "Samples", "text": (path / sample).read_text()[:20_000]})
@@ -138,11 +141,11 @@ def sweep_page(path: Path) -> dict:
     sweep = Folder(path)
     jobs = [Folder(j) for j in layout.job_folders(path)]
     rows = job_rows(path)
-    shared = shared_overrides(rows)
+    shared = shared_overrides([r["overrides"].split() for r in rows])
     rows = [{**r, "overrides": " ".join(o for o in r["overrides"].split() if o not in shared)} for r in rows]
     headlines = list(dict.fromkeys(j.summary.get("headline") for j in jobs if j.summary.get("headline")))
     groups = group_by_variant(jobs)
-    best = _best_job(jobs, headlines[0]) if headlines else None
+    best = best_job(jobs, headlines[0]) if headlines else None
     for row in rows:
         row["_best"] = best is not None and row["job"] == best.path.name
     sections = []
@@ -150,9 +153,7 @@ def sweep_page(path: Path) -> dict:
     if findings:
         sections.append({"title": "Findings", "table": key_values(findings)})
     sections += _tables(path, skip=("sweep.csv", "sweep_by_seed.csv"))
-    counts = {}
-    for j in jobs:
-        counts[j.summary.get("status", "missing")] = counts.get(j.summary.get("status", "missing"), 0) + 1
+    counts = Counter(j.summary.get("status", "missing") for j in jobs)
     sections.append({"title": f"Jobs ({', '.join(f'{n} {k}' for k, n in counts.items())})",
                      "table": table(rows), "note": " · ".join(filter(None, [
                          f"every job: {' '.join(shared)}" if shared else None,
@@ -167,8 +168,8 @@ def sweep_page(path: Path) -> dict:
     if charts:
         sections.append({"title": "Across the sweep", "charts": [c for c in charts if c],
                          "note": "bars: mean over seeds, error bars ± one standard deviation; curves: mean ± std"})
-    if sweep.images():
-        sections.append({"title": "Figures", "images": sweep.images()})
+    if sweep.images:
+        sections.append({"title": "Figures", "images": sweep.images})
     task = OmegaConf.select(OmegaConf.load(path / "multirun.yaml"), "hydra.overrides.task", default=[]) \
         if (path / "multirun.yaml").is_file() else []
     command = (jobs[0].summary.get("command") if jobs else None) or sweep.summary.get("command", "?")
@@ -184,7 +185,7 @@ def compare_page(runs: list[Folder]) -> dict:
     metric_names = list(dict.fromkeys(k for r in runs for k in r.summary.get("metrics", {})))
     metrics = [{"metric": m, **{n: r.summary.get("metrics", {}).get(m) for n, r in zip(names, runs)}}
                for m in metric_names]
-    curves = [r.curves() for r in runs]
+    curves = [r.curves for r in runs]
     shared = [m for m in curves[0] if all(m in c for c in curves[1:])]
     charts = []
     for metric in shared:
@@ -221,8 +222,10 @@ def config_diff(runs: list[Folder]) -> list[dict]:
 
 def group_by_variant(jobs: list[Folder]) -> dict[str, list[Folder]]:
     """Completed jobs grouped by their overrides without the seed (and without overrides every job shares)."""
+    from .sweep import shared_overrides
+
     completed = [j for j in jobs if j.summary.get("status") == "completed"]
-    shared = set.intersection(*(set(j.overrides) for j in completed)) if completed else set()
+    shared = shared_overrides([j.overrides for j in completed])
     groups: dict[str, list[Folder]] = {}
     for j in completed:
         key = " ".join(o for o in j.overrides if not o.startswith("seed=") and o not in shared) or "(defaults)"
@@ -244,7 +247,7 @@ def variant_rows(groups: dict[str, list[Folder]], headlines: list[str]) -> list[
 def curve_of(headline: str, jobs: list[Folder]) -> tuple[str, str] | None:
     """The (metric, split) whose curve the headline summarises: `best_val_loss` → loss on val; else the first
     metric logged under a split whose name the headline contains."""
-    curves = next((j.curves() for j in jobs if j.records), {})
+    curves = next((j.curves for j in jobs if j.records), {})
     words = set(headline.replace("/", "_").split("_"))
     for metric, by_split in curves.items():
         for split in by_split:
@@ -259,17 +262,13 @@ def curve_of(headline: str, jobs: list[Folder]) -> tuple[str, str] | None:
 
 def grouped_curves(groups: dict[str, list[Folder]], metric: str, split: str) -> str:
     """Mean ± std over each variant's seeds of one curve, at the steps all of its jobs logged."""
+    from .sweep import mean_curve
+
     series, spread = {}, {}
     for variant, members in groups.items():
-        by_step: dict[float, list[float]] = {}
-        for job in members:
-            xs, ys = job.curves().get(metric, {}).get(split, ([], []))
-            for x, y in zip(xs, ys):
-                by_step.setdefault(x, []).append(y)
-        steps = sorted(x for x, v in by_step.items() if len(v) == len(members))
+        steps, means, stds = mean_curve([j.curves.get(metric, {}).get(split, ([], [])) for j in members])
         if steps:
-            series[variant] = (steps, [statistics.fmean(by_step[x]) for x in steps])
-            spread[variant] = [statistics.stdev(by_step[x]) if len(members) > 1 else 0.0 for x in steps]
+            series[variant], spread[variant] = (steps, means), stds
     return line_chart(series, title=f"{metric} ({split}) by variant", ylabel=metric, spread=spread)
 
 
@@ -292,7 +291,8 @@ def _config_section(path: Path) -> dict:
     return {"title": "Config", "details": {"summary": "the composed config (.hydra/config.yaml)", "text": text}}
 
 
-def _best_job(jobs: list[Folder], headline: str) -> Folder | None:
+def best_job(jobs: list[Folder], headline: str) -> Folder | None:
+    """The completed job with the best value of `headline` (lowest for losses, highest otherwise)."""
     scored = [j for j in jobs if j.summary.get("status") == "completed"
               and _is_num(j.summary.get("metrics", {}).get(headline))]
     if not scored:

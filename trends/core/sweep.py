@@ -55,6 +55,18 @@ def aggregate_over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
+def mean_curve(curves: list[tuple[list, list]]) -> tuple[list, list[float], list[float]]:
+    """Curves of one metric from several seeds, (xs, ys) each: the xs every one of them reached, and the mean and
+    sample std over the seeds there (std 0 for one seed)."""
+    by_x: dict = {}
+    for xs, ys in curves:
+        for x, y in zip(xs, ys):
+            by_x.setdefault(x, []).append(y)
+    xs = sorted(x for x, values in by_x.items() if len(values) == len(curves))
+    return (xs, [statistics.fmean(by_x[x]) for x in xs],
+            [statistics.stdev(by_x[x]) if len(by_x[x]) > 1 else 0.0 for x in xs])
+
+
 def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[str, Any]]:
     """sweep.csv (every job, every metric), sweep_by_seed.csv, and sweep.md and the terminal's table, which name the
     overrides all jobs share once, above the table, and show each job only what sets it apart."""
@@ -67,7 +79,7 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
         aggregated = aggregate_over_seeds(rows)
         write_csv(sweep_dir / "sweep_by_seed.csv", aggregated)
         sections.append(("Mean ± std over seeds", aggregated))
-    shared = shared_overrides(rows)
+    shared = shared_overrides([r["overrides"].split() for r in rows])
     sections = [(title, [{**r, "overrides": " ".join(o for o in r["overrides"].split() if o not in shared)}
                          for r in table]) for title, table in sections]
     common = f"All jobs: `{' '.join(shared)}`\n\n" if shared else ""
@@ -84,12 +96,11 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
     return rows
 
 
-def shared_overrides(rows: list[dict]) -> list[str]:
-    """The overrides every job of the sweep has (a fixed teacher=, experiment=smoke): said once, not per row."""
-    if len(rows) < 2:
+def shared_overrides(override_lists: list[list[str]]) -> list[str]:
+    """The overrides every job of the sweep has (a fixed teacher=, experiment=smoke): said once, not per job."""
+    if len(override_lists) < 2:
         return []
-    first = rows[0]["overrides"].split()
-    return [o for o in first if all(o in r["overrides"].split() for r in rows[1:])]
+    return [o for o in override_lists[0] if all(o in others for others in override_lists[1:])]
 
 
 class SweepTable(Callback):

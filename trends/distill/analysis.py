@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 from pathlib import Path
 
 import torch
@@ -130,10 +131,8 @@ def margin_in_sigmas(baseline: list[float], student: list[float]) -> float | Non
     seed of each (√(s_b² + s_s²)); None with fewer than two seeds a side."""
     if min(len(baseline), len(student)) < 2:
         return None
-    mean = lambda v: sum(v) / len(v)  # noqa: E731
-    var = lambda v: sum((x - mean(v)) ** 2 for x in v) / (len(v) - 1)  # noqa: E731
-    spread = math.sqrt(var(baseline) + var(student))
-    return round((mean(baseline) - mean(student)) / spread, 2) if spread > 0 else math.inf
+    spread = math.sqrt(statistics.variance(baseline) + statistics.variance(student))
+    return round((statistics.fmean(baseline) - statistics.fmean(student)) / spread, 2) if spread > 0 else math.inf
 
 
 def describe(findings: dict) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trends.core import layout
+from trends.core.sweep import mean_curve
 
 
 @dataclass
@@ -43,13 +44,7 @@ class Cohort:
 
     def mean_curve(self) -> tuple[list[int], list[float], list[float]]:
         """Steps, and the mean and std of the val loss over the seeds at each step all of them reached."""
-        by_step: dict[int, list[float]] = {}
-        for s in self.students:
-            for step, loss in s.curve:
-                by_step.setdefault(step, []).append(loss)
-        steps = sorted(k for k, v in by_step.items() if len(v) == len(self.students))
-        return (steps, [statistics.fmean(by_step[k]) for k in steps],
-                [statistics.stdev(by_step[k]) if len(by_step[k]) > 1 else 0.0 for k in steps])
+        return mean_curve([([step for step, _ in s.curve], [loss for _, loss in s.curve]) for s in self.students])
 
 
 def load_students(sweep_dir: Path) -> tuple[list[Student], list[str]]:
