@@ -90,11 +90,15 @@ class Run:
             with self.metrics_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
         if self._tensorboard_wanted:
-            if self._tensorboard is None:
-                self._tensorboard = TensorBoard(self.dir, purge_step=self._purge_step)
-            self._tensorboard.scalars(step, split, values)
+            self._board().scalars(step, split, values)
         self.logged_any = True
         return record
+
+    def _board(self) -> TensorBoard:
+        """The run's TensorBoard writer, opened at the first value it is given (after a resume's rewind)."""
+        if self._tensorboard is None:
+            self._tensorboard = TensorBoard(self.dir, purge_step=self._purge_step)
+        return self._tensorboard
 
     def history(self, split: str | None = None) -> list[dict]:
         if not self.metrics_path.exists():
@@ -130,9 +134,8 @@ class Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.summary_path, self.summary)
         if self._tensorboard_wanted:
-            board = self._tensorboard or TensorBoard(self.dir, purge_step=self._purge_step)
-            board.hparams(self.summary.get("overrides", []), self.summary.get("metrics", {}))
-            board.close()
+            self._board().hparams(self.summary.get("overrides", []), self.summary.get("metrics", {}))
+            self._board().close()
         write_report_safely(self.dir)
 
     def _read_summary(self) -> dict:
