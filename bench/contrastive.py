@@ -27,7 +27,8 @@ from trends.contrastive.loss import nt_xent  # noqa: E402
 from trends.contrastive.models import SimCLR  # noqa: E402
 from trends.vision.encoders import build_encoder  # noqa: E402
 from trends.contrastive.optim import build_optimizer  # noqa: E402
-from trends.core.device import autocast, describe, resolve_device  # noqa: E402
+from trends.core.device import describe, resolve_device  # noqa: E402
+from trends.core.precision import choose_precision  # noqa: E402
 from trends.core.modules import num_params  # noqa: E402
 from trends.vision.normalize import Normalize  # noqa: E402
 
@@ -58,9 +59,11 @@ class TwoViews(torch.utils.data.Dataset):
         return self.transform(self.images[i]), self.transform(self.images[i])
 
 
-def bench(encoder: str, batch: int, steps: int, device: torch.device, loader_workers: int | None) -> dict:
+def bench(encoder: str, batch: int, steps: int, device: torch.device, loader_workers: int | None,
+          amp="auto") -> dict:
     """images/s of full SimCLR steps; views from trends' batched augmentation, or from a DataLoader."""
     cfg = config([f"model={encoder}", f"train.batch_size={batch}", "aug.size=32"])
+    precision = choose_precision(device, amp)
     torch.manual_seed(0)
     images = torch.randint(0, 256, ((steps + 2) * batch, 3, 32, 32), dtype=torch.uint8)
     prepare = Normalize.fit(images, channels_last=True)
@@ -80,7 +83,7 @@ def bench(encoder: str, batch: int, steps: int, device: torch.device, loader_wor
         batches = ((a.to(device, non_blocking=True), b.to(device, non_blocking=True)) for a, b in loader)
 
     def step(first, second):
-        with autocast(device):
+        with precision.autocast():
             z = model(prepare(torch.cat([first, second])))
         loss = nt_xent(z[:batch], z[batch:], cfg.loss.temperature)
         optimizer.zero_grad(set_to_none=True)

@@ -25,7 +25,8 @@ from omegaconf import OmegaConf
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from trends.core.device import autocast, measure_peak_flops, resolve_device  # noqa: E402
+from trends.core.device import measure_peak_flops, resolve_device  # noqa: E402
+from trends.core.precision import choose_precision  # noqa: E402
 from trends.text.model import GPT, GPTConfig  # noqa: E402
 from trends.text.sample import generation_speed  # noqa: E402
 
@@ -36,16 +37,19 @@ CONFIGS = {"default (CPU)": [], "nanoGPT CPU recipe": NANOGPT_CPU, "shakespeare_
 
 
 def throughput(overrides: list[str], device: torch.device, steps: int) -> dict:
+    """Tokens/s and MFU of `trends lm`'s training step (forward and backward under the run's precision, AdamW)
+    for the config `overrides` compose, on random tokens; MFU against the matmul peak of the precision used."""
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         cfg = compose("lm", overrides=overrides)
     m, t = cfg.model, cfg.train
+    precision = choose_precision(device, t.amp)
     model = GPT(GPTConfig(vocab_size=65, **OmegaConf.to_container(m))).to(device)
     forward = torch.compile(model) if t.compile and device.type == "cuda" else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     x = torch.randint(0, 65, (t.batch_size, m.block_size), device=device)
 
     def step():
-        with autocast(device, t.amp):
+        with precision.autocast():
             _, loss = forward(x, x)
         loss.backward()
         opt.step()
@@ -59,8 +63,8 @@ def throughput(overrides: list[str], device: torch.device, steps: int) -> dict:
         step()
     seconds = time.perf_counter() - tic
     tokens_per_s = steps * t.batch_size * m.block_size / seconds
-    return {"params_M": model.num_params() / 1e6, "tokens_per_s": tokens_per_s,
-            "mfu": model.flops_per_token() * tokens_per_s / measure_peak_flops(device)}
+    return {"params_M": model.num_params() / 1e6, "tokens_per_s": tokens_per_s, "precision": precision.name,
+            "mfu": model.flops_per_token() * tokens_per_s / measure_peak_flops(device, precision.dtype)}
 
 
 def decode_speed(n_layer: int, device: torch.device, cache: bool, chars: int = 1000) -> float:
@@ -96,11 +100,12 @@ def main() -> None:
             slow, fast = decode_speed(layers, device, False), decode_speed(layers, device, True)
             print(f"{layers} × 128{'':9s} {slow:17,.0f} {fast:17,.0f}")
         return
-    print(f"device: {device}, peak {measure_peak_flops(device) / 1e9:.0f} GFLOP/s (matmul probe)")
-    print(f"{'config':28s} {'params':>8s} {'tokens/s':>10s} {'MFU':>6s}")
+    print(f"device: {device}, peak {measure_peak_flops(device) / 1e9:.0f} GFLOP/s fp32, "
+          f"{measure_peak_flops(device, torch.bfloat16) / 1e9:.0f} bf16 (matmul probe; MFU uses the run's precision)")
+    print(f"{'config':28s} {'params':>8s} {'precision':>9s} {'tokens/s':>10s} {'MFU':>6s}")
     for name, overrides in CONFIGS.items():
         r = throughput(overrides, device, args.steps)
-        print(f"{name:28s} {r['params_M']:7.2f}M {r['tokens_per_s']:10,.0f} {r['mfu']:6.1%}")
+        print(f"{name:28s} {r['params_M']:7.2f}M {r['precision']:>9s} {r['tokens_per_s']:10,.0f} {r['mfu']:6.1%}")
     if args.skip_quality or device.type != "cpu":
         return
     print(f"\n{'recipe':28s} {'wall s':>7s} {'best val':>9s} {'tokens/s':>10s}")

@@ -20,8 +20,9 @@ from hydra import compose, initialize_config_dir
 from rich.console import Console
 from rich.table import Table
 
-from trends.core.device import autocast, describe, measure_peak_flops, resolve_device
+from trends.core.device import describe, measure_peak_flops, resolve_device
 from trends.core.modules import num_params
+from trends.core.precision import choose_precision
 from trends.vision.normalize import Normalize
 from trends.vit_vs_cnn.models import build_model, flops_per_image
 from trends.vit_vs_cnn.train import make_optimizer, train_step
@@ -37,29 +38,30 @@ def sync(device: torch.device) -> None:
 def bench(cfg, name: str, device: torch.device, steps: int, warmup: int, image_size: int = 32,
           num_classes: int = 10) -> dict:
     torch.manual_seed(0)
+    precision = choose_precision(device, cfg.train.amp)
     model = build_model(name, cfg.model[name], image_size, num_classes)
     flops = flops_per_image(model, image_size)
     model = model.to(device)
-    if device.type == "cuda":
+    if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler = make_optimizer(cfg, name, model, steps + warmup, device)
     forward = torch.compile(model) if cfg.train.compile and device.type == "cuda" else model
     b = cfg.train.batch_size
     images = torch.randint(0, 256, (b, 3, image_size, image_size), dtype=torch.uint8, device=device)
     labels = torch.randint(0, num_classes, (b,), device=device)
-    prep = Normalize.fit(images, channels_last=device.type == "cuda")
+    prep = Normalize.fit(images, channels_last=cfg.train.channels_last)
 
     for _ in range(warmup):  # compilation, autotuning, allocator warm-up
-        train_step(forward, optimizer, scheduler, images, labels, prep, cfg)
+        train_step(forward, optimizer, scheduler, images, labels, prep, precision, cfg)
     sync(device)
     start = time.perf_counter()
     for _ in range(steps):
-        train_step(forward, optimizer, scheduler, images, labels, prep, cfg)
+        train_step(forward, optimizer, scheduler, images, labels, prep, precision, cfg)
     sync(device)
     train_rate = steps * b / (time.perf_counter() - start)
 
     model.eval()
-    with torch.no_grad(), autocast(device, cfg.train.amp):
+    with torch.no_grad(), precision.autocast():
         model(prep.uint8(images))
         sync(device)
         start = time.perf_counter()
@@ -67,7 +69,8 @@ def bench(cfg, name: str, device: torch.device, steps: int, warmup: int, image_s
             model(prep.uint8(images))
         sync(device)
     eval_rate = steps * b / (time.perf_counter() - start)
-    return {"params": num_params(model), "flops": flops, "train": train_rate, "eval": eval_rate}
+    return {"params": num_params(model), "flops": flops, "train": train_rate, "eval": eval_rate,
+            "precision": precision}
 
 
 def main() -> None:
@@ -79,9 +82,10 @@ def main() -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("vit_vs_cnn", overrides=args.overrides)
     device = resolve_device(cfg.device)
-    peak = cfg.peak_flops or measure_peak_flops(device)
+    precision = choose_precision(device, cfg.train.amp)
+    peak = cfg.peak_flops or measure_peak_flops(device, precision.dtype)
     table = Table(title=f"vit-vs-cnn contenders on {describe(device)}, batch {cfg.train.batch_size}, "
-                        f"peak {peak / 1e12:.2f} TFLOP/s (measured matmul)")
+                        f"{precision.name}, peak {peak / 1e12:.2f} TFLOP/s (measured {precision.name} matmul)")
     for col in ("model", "params", "MFLOPs/img (fwd)", "train img/s", "MFU", "eval img/s (eager)"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name in cfg.models:

@@ -24,7 +24,7 @@ from trends.contrastive.loss import nt_xent
 from trends.contrastive.models import SimCLR
 from trends.contrastive.optim import build_optimizer
 from trends.core import plots
-from trends.core.device import autocast, describe
+from trends.core.device import describe
 from trends.core.distributed import data_parallel, gather_with_gradient
 from trends.core.loop import Loop, LossWindow
 from trends.core.modules import num_params
@@ -41,7 +41,7 @@ log = logging.getLogger("trends.contrastive")
 
 
 def main(cfg: DictConfig, run: Run) -> None:
-    loop = Loop(run, cfg.device, PretrainState())
+    loop = Loop(run, cfg.device, PretrainState(), cfg.train.amp)
     dist, device, t = loop.dist, loop.device, cfg.train
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # the initial weights come from fresh_encoder
     if device.type == "cuda" and not cfg.deterministic:
@@ -67,7 +67,7 @@ def main(cfg: DictConfig, run: Run) -> None:
         loop.resume()
 
     forward = loop.compile(parallel, t.compile)
-    amp = partial(autocast, device, t.amp)
+    amp = loop.precision.autocast
     knn = partial(knn_eval, model.encoder, data, prepare.uint8, cfg.eval, amp, dist)
     run.update(params=num_params(model.encoder), head_params=num_params(model.head), device=describe(device),
                total_steps=steps, steps_per_epoch=steps_per_epoch, batch_size=t.batch_size,

@@ -23,7 +23,7 @@ def check_override_types(cfg: DictConfig, config_name: str, overrides: list[str]
     from hydra import compose
 
     values = [o for o in overrides if "=" in o and not o.startswith(("hydra", "+", "~"))
-              and o.split("=", 1)[0] not in choices]
+              and o.split("=", 1)[0] not in choices and o.split("=", 1)[0] != "train.amp"]  # auto|true|false: below
     appended = [o.lstrip("+").split("=", 1)[0] for o in overrides if o.startswith("+")]
     appended = [key for key in appended if key not in choices and not key.startswith("hydra")]
     if not values and not appended:
@@ -109,8 +109,12 @@ DIVIDES = [("model.n_embd", "model.n_head"), ("student.n_embd", "student.n_head"
 
 
 def check_values(cfg: DictConfig) -> None:
-    """Apply RANGES and DIVIDES to a composed config; the first value that cannot work is a UserError."""
+    """Apply RANGES, DIVIDES and the precision's choices to a composed config; the first value that cannot work is a
+    UserError."""
     keys = dotted_keys(cfg)
+    amp = OmegaConf.select(cfg, "train.amp", default="auto")
+    if not valid_amp(amp):
+        raise UserError(f"train.amp={_show(amp)} cannot work: train.amp must be auto, true or false")
     for patterns, must, test in RANGES:
         for key in [k for k in keys if any(fnmatch.fnmatchcase(k, p) for p in patterns)]:
             value = OmegaConf.select(cfg, key)
@@ -121,6 +125,11 @@ def check_values(cfg: DictConfig) -> None:
         w, h = OmegaConf.select(cfg, width), OmegaConf.select(cfg, heads)
         if _is_number(w) and _is_number(h) and (h <= 0 or w % h):
             raise UserError(f"{width}={w} must be divisible by {heads}={h} (each head takes an equal share)")
+
+
+def valid_amp(amp) -> bool:
+    """`train.amp`: auto, true or false (trends.core.precision)."""
+    return amp == "auto" or isinstance(amp, bool)
 
 
 def _is_number(value) -> bool:

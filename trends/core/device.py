@@ -1,7 +1,6 @@
-"""Device choice, mixed precision and a measured peak for model-FLOPs utilisation."""
+"""Device choice and a measured peak for model-FLOPs utilisation."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -32,13 +31,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (no loss scaling needed); full fp32 elsewhere, where bf16 is slower or absent."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -51,9 +43,10 @@ def _cache_file() -> Path:
     return cache_dir() / "peak_flops.json"
 
 
-def measure_peak_flops(device: torch.device) -> float:
-    """Dense matmul throughput in FLOP/s (bf16 on CUDA, fp32 elsewhere), measured once per device and cached."""
-    key = f"{describe(device)}|torch {torch.__version__}"
+def measure_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32) -> float:
+    """Dense matmul throughput in FLOP/s in `dtype` (the dtype a run's matrix products use: MFU divides by it),
+    measured once per device and dtype and cached."""
+    key = f"{describe(device)}|{str(dtype).removeprefix('torch.')}|torch {torch.__version__}"
     cache = _cache_file()
     try:
         known = json.loads(cache.read_text())
@@ -61,7 +54,7 @@ def measure_peak_flops(device: torch.device) -> float:
         known = {}
     if key in known:
         return float(known[key])
-    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (1024, torch.float32)
+    n = 8192 if device.type == "cuda" else 1024
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")

@@ -2,7 +2,7 @@
 
 A demo builds its data and model, then hands the loop what a checkpoint must hold and writes its own step:
 
-    loop = Loop(run, cfg.device, LMState())               # joins torchrun's process group, picks the device
+    loop = Loop(run, cfg.device, LMState(), cfg.train.amp)  # joins torchrun's group, picks device and precision
     ...build data, model, optimizer, scheduler on loop.device...
     loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"batches": batches})
     if cfg.resume:
@@ -10,7 +10,7 @@ A demo builds its data and model, then hands the loop what a checkpoint must hol
     forward = loop.compile(model, cfg.train.compile)
     with loop.progress(total_steps) as progress:
         while loop.state.step < total_steps:
-            ...the demo's step...
+            ...the demo's step, its forward passes inside `with loop.precision.autocast():`...
             loop.state.step += 1
             loss = loop.finite(loss)                       # shared over ranks; NaN or inf ends the run as diverged
             ...log, evaluate, and now and then loop.checkpoint()...
@@ -36,6 +36,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
 from .distributed import any_rank, gather_objects, init_distributed, mean_across_ranks, rank_entry
 from .errors import Diverged, RunInterrupted, UserError
+from .precision import choose_precision
 from .progress import Progress
 from .run import Run
 from .seed import capture_rng, restore_rng
@@ -60,9 +61,12 @@ class Stream(Protocol):
 
 
 class Loop:
-    def __init__(self, run: Run, device: str, state: TrainState):
+    def __init__(self, run: Run, device: str, state: TrainState, amp="auto"):
         self.run = run
         self.dist, self.device = init_distributed(resolve_device(device))
+        self.precision = choose_precision(self.device, amp)  # train.amp: auto, true or false
+        run.update(**self.precision.summary())
+        log.info("precision: %s (%s)", self.precision.name, self.precision.why)
         self.state = state
         self._parts: dict[str, Any] = {}
         self._streams: dict[str, Stream] = {}

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, open_dict
 
 from trends.core.distributed import Dist
 from trends.core.errors import UserError
+from trends.core.precision import Precision
 from trends.core.run import Run
 from trends.distill.loss import distillation_loss
 from trends.distill.student import chosen_blocks, init_from_teacher, student_shape
@@ -51,17 +52,17 @@ class Distillation(Objective):
         self.temperature, self.alpha = cfg.distill.temperature, cfg.distill.alpha
         self.train = cfg.train
 
-    def prepare(self, model: GPT, corpus: Corpus, device: torch.device, dist: Dist) -> None:
+    def prepare(self, model: GPT, corpus: Corpus, precision: Precision, dist: Dist) -> None:
         if corpus.vocab != self.teacher.vocab:
             raise UserError(f"the teacher's vocabulary ({len(self.teacher.vocab)} characters) is not its data's "
                             f"({len(corpus.vocab)}): was the text at data.path edited since the teacher trained?")
-        self.teacher.model.to(device)
+        self.teacher.model.to(precision.device)
         if self.method == "distilbert":
             init_from_teacher(model, self.teacher.model, self.blocks)
         # The teacher's loss on the very windows the student's is estimated on (it never changes: measured once,
         # here, where every rank takes its share).
         t = self.train
-        self.teacher_val = estimate_losses(self.teacher.model, corpus, t.eval_batches, t.batch_size, device, t.amp,
+        self.teacher_val = estimate_losses(self.teacher.model, corpus, t.eval_batches, t.batch_size, precision,
                                            dist)["val"]
         self.teacher.model.eval()
 

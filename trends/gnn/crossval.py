@@ -17,9 +17,10 @@ from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
 from trends.core import plots
-from trends.core.device import autocast, describe
+from trends.core.device import describe
 from trends.core.loop import Loop, TrainState
 from trends.core.modules import num_params
+from trends.core.precision import Precision
 from trends.core.run import Run
 from trends.core.seed import derive_seed
 from trends.gnn.data import load_graph_dataset, stratified_folds
@@ -74,13 +75,13 @@ def cross_validate(cfg: DictConfig, loop: Loop) -> None:
             loader = DataLoader(train_graphs, batch_size=t.batch_size, shuffle=True, generator=order)
             while state.epoch < t.epochs:
                 tic = time.perf_counter()
-                train_loss, train_acc = train_epoch(model, loader, optimizer, device, t.amp)
+                train_loss, train_acc = train_epoch(model, loader, optimizer, loop.precision)
                 scheduler.step()
                 state.epoch_s.append(time.perf_counter() - tic)
                 state.epoch += 1
                 state.step += 1
                 loop.finite(train_loss)  # NaN or inf ends the run as diverged
-                test_loss, test_acc = evaluate(model, test_batch, device, t.amp)
+                test_loss, test_acc = evaluate(model, test_batch, loop.precision)
                 state.curve.append(test_acc)
                 run.log(state.step, "train", epoch=state.epoch, fold=fold, loss=round(train_loss, 5),
                         acc=round(train_acc, 3))
@@ -102,13 +103,13 @@ def cross_validate(cfg: DictConfig, loop: Loop) -> None:
     loop.finish(lambda: finish(run, cfg, model, graphs, y, state))
 
 
-def train_epoch(model: GraphNet, loader: DataLoader, optimizer, device, amp: bool) -> tuple[float, float]:
+def train_epoch(model: GraphNet, loader: DataLoader, optimizer, precision: Precision) -> tuple[float, float]:
     """One pass over the training graphs: (mean cross-entropy, accuracy in %) as seen during training."""
     model.train()
     total_loss, correct, count = 0.0, 0, 0
     for batch in loader:
         optimizer.zero_grad(set_to_none=True)
-        with autocast(device, amp):
+        with precision.autocast():
             out = model(batch.x, batch.edge_index, batch.batch).float()
         loss = F.cross_entropy(out, batch.y)
         loss.backward()
@@ -120,9 +121,9 @@ def train_epoch(model: GraphNet, loader: DataLoader, optimizer, device, amp: boo
 
 
 @torch.no_grad()
-def evaluate(model: GraphNet, batch: Batch, device, amp: bool) -> tuple[float, float]:
+def evaluate(model: GraphNet, batch: Batch, precision: Precision) -> tuple[float, float]:
     model.eval()
-    with autocast(device, amp):
+    with precision.autocast():
         out = model(batch.x, batch.edge_index, batch.batch).float()
     return F.cross_entropy(out, batch.y).item(), 100.0 * (out.argmax(-1) == batch.y).float().mean().item()
 

@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from trends.core.device import autocast, describe
+from trends.core.device import describe
 from trends.core.errors import UserError
 from trends.core.loop import Loop, TrainState
 from trends.core.modules import num_params
+from trends.core.precision import Precision
 from trends.core.run import Run
 from trends.core.schedule import whole_epochs
 from trends.core.seed import seed_everything
@@ -43,7 +44,7 @@ class NodeState(TrainState):
 def main(cfg: DictConfig, run: Run) -> None:
     whole_epochs(cfg.train.epochs)
     graphs = cfg.task == "graph"
-    loop = Loop(run, cfg.device, FoldsState() if graphs else NodeState())
+    loop = Loop(run, cfg.device, FoldsState() if graphs else NodeState(), cfg.train.amp)
     seed_everything(cfg.seed, cfg.deterministic)
     threads = torch.get_num_threads()
     if loop.device.type == "cpu" and cfg.cpu_threads:
@@ -82,7 +83,7 @@ def train_nodes(cfg: DictConfig, loop: Loop) -> None:
             tic = time.perf_counter()
             model.train()
             optimizer.zero_grad(set_to_none=True)
-            with autocast(device, t.amp):
+            with loop.precision.autocast():
                 out = forward(task.x, graph)
             loss = F.cross_entropy(out[train_mask].float(), y[train_mask])
             loss.backward()
@@ -92,7 +93,7 @@ def train_nodes(cfg: DictConfig, loop: Loop) -> None:
             loss_value = loop.finite(loss)  # a sync point too, so the epoch time is honest on GPUs
             state.epoch_s.append(time.perf_counter() - tic)
 
-            scores = evaluate(forward, task, graph, device, t.amp)
+            scores = evaluate(forward, task, graph, loop.precision)
             for split, (split_loss, acc) in scores.items():
                 run.log(epoch, split, epoch=epoch, loss=round(split_loss, 5), acc=round(acc, 3))
             if _better(scores, state.best, t.select):
@@ -113,10 +114,10 @@ def train_nodes(cfg: DictConfig, loop: Loop) -> None:
 
 
 @torch.no_grad()
-def evaluate(forward, task: NodeTask, graph, device: torch.device, amp: bool) -> dict[str, tuple[float, float]]:
+def evaluate(forward, task: NodeTask, graph, precision: Precision) -> dict[str, tuple[float, float]]:
     """(cross-entropy, accuracy in %) of every split with nodes, from one full-graph forward pass."""
     forward.eval()
-    with autocast(device, amp):
+    with precision.autocast():
         out = forward(task.x, graph).float()
     pred = out.argmax(dim=-1)
     scores = {}

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from trends.core import plots
-from trends.core.device import autocast, describe
+from trends.core.device import describe
 from trends.core.distributed import data_parallel
 from trends.core.errors import UserError
 from trends.core.loop import Loop, LossWindow
@@ -57,7 +57,7 @@ def build_task(cfg: DictConfig, height: int, width: int, device):
 
 
 def main(cfg: DictConfig, run: Run) -> None:
-    loop = Loop(run, cfg.device, PretrainState())
+    loop = Loop(run, cfg.device, PretrainState(), cfg.train.amp)
     dist, device, t = loop.dist, loop.device, cfg.train
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # the initial weights come from fresh_encoder
     if device.type == "cuda" and not cfg.deterministic:
@@ -86,7 +86,7 @@ def main(cfg: DictConfig, run: Run) -> None:
         loop.resume()
 
     forward = loop.compile(parallel, t.compile)
-    amp = partial(autocast, device, t.amp)
+    amp = loop.precision.autocast
     knn = partial(knn_eval, model.encoder, data, prepare.uint8, cfg.eval, amp, dist)
     asked = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(0))[:cfg.eval.pretext_images]
     held_out = partial(pretext_accuracy, model, task, data.test.images[asked.to(device)], prepare, amp, cfg.seed)

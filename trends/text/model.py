@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from trends.core.attention import attention
 from trends.core.modules import num_params
 
 
@@ -58,8 +59,7 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             k, v = cache.extend(self.layer, k, v)
         # T > 1 only from an empty cache (GPT.forward checks): then causal within x; one new token sees everything.
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = attention(q, k, v, is_causal=T > 1, dropout_p=self.dropout if self.training else 0.0)
         return self.resid_drop(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 

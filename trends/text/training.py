@@ -16,9 +16,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from trends.core import plots
-from trends.core.device import autocast, describe, measure_peak_flops
+from trends.core.device import describe, measure_peak_flops
 from trends.core.distributed import Dist, sum_across_ranks
 from trends.core.loop import Loop, LossWindow, TrainState
+from trends.core.precision import Precision
 from trends.core.run import Run
 from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
 from trends.core.seed import seed_everything
@@ -38,7 +39,7 @@ class LMState(TrainState):
 class Objective:
     """What a run optimises, and what it adds to the summary: next-character cross-entropy by default."""
 
-    def prepare(self, model: GPT, corpus: Corpus, device: torch.device, dist: Dist) -> None:
+    def prepare(self, model: GPT, corpus: Corpus, precision: Precision, dist: Dist) -> None:
         """Once, on every rank, after the model is built and seeded and before the optimizer sees it (a resumed
         run's weights replace whatever it set)."""
 
@@ -57,13 +58,13 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
     `warmup_steps` of warmup (default: cfg.optim.warmup_steps), minimising `objective`'s loss (default: the
     cross-entropy of the next character)."""
     objective = objective or Objective()
-    loop = Loop(run, cfg.device, LMState())
-    dist, device, t = loop.dist, loop.device, cfg.train
+    loop = Loop(run, cfg.device, LMState(), cfg.train.amp)
+    dist, device, precision, t = loop.dist, loop.device, loop.precision, cfg.train
     seed_everything(cfg.seed + dist.rank, cfg.deterministic)  # DDP copies rank 0's initial weights to all ranks
     corpus = load_corpus(cfg.data, cfg.model.block_size)
     model_config = OmegaConf.to_container(cfg.model, resolve=True)  # a size may follow a rule (trends scaling)
     model = GPT(GPTConfig(vocab_size=len(corpus.vocab), **model_config)).to(device)
-    objective.prepare(model, corpus, device, dist)
+    objective.prepare(model, corpus, precision, dist)
     optimizer = torch.optim.AdamW(model.param_groups(cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=tuple(cfg.optim.betas), fused=device.type == "cuda")
     share = dist.per_rank_batch(t.batch_size)  # train.batch_size is global: each rank draws its share of windows
@@ -80,7 +81,7 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
 
     ddp = torch.nn.parallel.DistributedDataParallel(model) if dist.active else model
     forward = loop.compile(ddp, t.compile)
-    peak = cfg.peak_flops or measure_peak_flops(device)
+    peak = cfg.peak_flops or measure_peak_flops(device, precision.dtype)
     flops_per_token = model.flops_per_token()
     run.update(params=model.num_params(), non_embedding_params=model.non_embedding_params(), lr=cfg.optim.lr,
                flops_per_token=flops_per_token, device=describe(device), total_steps=steps,
@@ -97,7 +98,7 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
             for micro in range(t.grad_accum):
                 x, y = random_windows(corpus.train, share, cfg.model.block_size, batches, device)
                 last = micro == t.grad_accum - 1
-                with autocast(device, t.amp), (contextlib.nullcontext() if last or not dist.active else ddp.no_sync()):
+                with precision.autocast(), (contextlib.nullcontext() if last or not dist.active else ddp.no_sync()):
                     loss = objective.loss(forward, x, y)
                     (loss / t.grad_accum).backward()  # gradients are all-reduced on the last micro-batch only
             optimizer_step(optimizer, scheduler, model.parameters(), cfg.optim.grad_clip)
@@ -114,7 +115,7 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
                 run.log(step, "step", epoch=epoch, loss=window.mean(), lr=scheduler.get_last_lr()[0],
                         tokens_per_s=round(tokens_per_s), mfu=round(flops_per_token * tokens_per_s / peak, 4))
             if step % t.eval_every == 0 or step == steps:
-                losses = estimate_losses(model, corpus, t.eval_batches, t.batch_size, device, t.amp, dist)
+                losses = estimate_losses(model, corpus, t.eval_batches, t.batch_size, precision, dist)
                 state.best_val_loss = min(state.best_val_loss, losses["val"])
                 for split, value in losses.items():
                     run.log(step, split, epoch=epoch, loss=value, bpc=value / math.log(2))
@@ -127,20 +128,20 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
 
 
 @torch.no_grad()
-def estimate_losses(model: GPT, corpus: Corpus, n_batches: int, batch_size: int, device, amp: bool,
+def estimate_losses(model: GPT, corpus: Corpus, n_batches: int, batch_size: int, precision: Precision,
                     dist: Dist = Dist()) -> dict:
     """Mean loss over the same `n_batches` random windows of each split every time (its own RNG: the
     training order is untouched, so a resumed run sees exactly the batches an uninterrupted one would).
     Under torchrun every rank draws every batch's windows but evaluates only every world-th batch."""
     model.eval()
-    out = {}
+    device, out = precision.device, {}
     for split, ids in (("train", corpus.train), ("val", corpus.val)):
         windows = torch.Generator().manual_seed(1234)
         total = torch.zeros((), dtype=torch.float64, device=device)
         for batch in range(n_batches):
             x, y = random_windows(ids, batch_size, model.cfg.block_size, windows, device)
             if batch % dist.world == dist.rank:
-                with autocast(device, amp):
+                with precision.autocast():
                     total += model(x, y)[1].double()
         out[split] = sum_across_ranks(total).item() / n_batches
     model.train()

@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, ListConfig
 
-from trends.core.device import autocast, describe, measure_peak_flops
+from trends.core.device import describe, measure_peak_flops
 from trends.core.distributed import Dist, broadcast_buffers, data_parallel, sum_across_ranks
 from trends.core.errors import UserError
 from trends.core.loop import Loop, LossWindow, TrainState
+from trends.core.precision import Precision
 from trends.core.modules import num_params
 from trends.core.progress import Progress
 from trends.core.run import Run
@@ -49,7 +50,7 @@ class GridState(TrainState):
 
 
 def main(cfg: DictConfig, run: Run) -> None:
-    loop = Loop(run, cfg.device, GridState())
+    loop = Loop(run, cfg.device, GridState(), cfg.train.amp)
     dist, device = loop.dist, loop.device
     seed_everything(cfg.seed, cfg.deterministic)
     names, fractions = _check_grid(cfg)
@@ -57,9 +58,9 @@ def main(cfg: DictConfig, run: Run) -> None:
     train_set, test_set = load_image_sets(cfg.data)
     subsets = nested_stratified_subsets(train_set.labels, fractions, seed=cfg.data.subset_seed)
     train_set, test_set = train_set.to(device), test_set.to(device)  # once: batches are cut and augmented there
-    prep = Normalize.fit(train_set.images, channels_last=device.type == "cuda")  # cuDNN's fast convolutions want it
+    prep = Normalize.fit(train_set.images, channels_last=cfg.train.channels_last)
     image_size, num_classes = train_set.images.shape[-1], len(train_set.classes)
-    peak = cfg.peak_flops or measure_peak_flops(device)
+    peak = cfg.peak_flops or measure_peak_flops(device, loop.precision.dtype)
 
     cells = [(name, f) for f in fractions for name in names]  # fraction-major: partial grids already compare models
     steps = {(name, f): total_steps(cfg.train, len(subsets[f]) / cfg.train.batch_size, prefer="epochs")
@@ -161,11 +162,11 @@ def make_optimizer(cfg: DictConfig, name: str, model: torch.nn.Module, total: in
 
 
 def train_step(forward, optimizer, scheduler, images: torch.Tensor, labels: torch.Tensor, prep: Normalize,
-               cfg: DictConfig) -> torch.Tensor:
+               precision: Precision, cfg: DictConfig) -> torch.Tensor:
     """One optimisation step on a uint8 batch: crop/flip it where it lies, forward under autocast, clip, step.
     Returns the loss as a device tensor (no sync here: the caller reads it every log_every steps)."""
     x = prep.uint8(random_crop_flip(images, cfg.train.crop_padding))
-    with autocast(x.device, cfg.train.amp):
+    with precision.autocast():
         loss = F.cross_entropy(forward(x).float(), labels, label_smoothing=cfg.optim.label_smoothing)
     loss.backward()
     optimizer_step(optimizer, scheduler, forward.parameters(), cfg.optim.grad_clip)
@@ -181,7 +182,7 @@ def train_cell(loop: Loop, cfg: DictConfig, name: str, fraction: float, data: Im
     seed = derive_seed(cfg.seed, name, fraction)  # the same whether the cell runs inside a grid or on its own
     torch.manual_seed(seed)  # init, augmentation and dropout of this cell
     model = build_model(name, cfg.model[name], test.images.shape[-1], len(test.classes)).to(device)
-    if device.type == "cuda":
+    if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if dist.rank:
         torch.manual_seed(seed + dist.rank)  # DDP copies rank 0's weights; the other ranks augment their own way
@@ -202,7 +203,8 @@ def train_cell(loop: Loop, cfg: DictConfig, name: str, fraction: float, data: Im
     timed_images, timed_seconds = 0, 0.0
     while state.cell_step < total:
         index = dist.mine(batches.indices(state.cell_step))  # this rank's share of the global batch
-        window.add(train_step(forward, optimizer, scheduler, data.images[index], data.labels[index], prep, cfg))
+        window.add(train_step(forward, optimizer, scheduler, data.images[index], data.labels[index], prep,
+                                      loop.precision, cfg))
         state.step += 1
         state.cell_step += 1
         progress.advance()
@@ -218,7 +220,7 @@ def train_cell(loop: Loop, cfg: DictConfig, name: str, fraction: float, data: Im
                     images_per_s=round(images / seconds, 1))
             window_start = time.perf_counter()
         if t.eval_every and step % t.eval_every == 0 and step < total:
-            acc, loss = evaluate(model, dist, test, prep, t.eval_batch_size, t.amp)
+            acc, loss = evaluate(model, dist, test, prep, t.eval_batch_size, loop.precision)
             run.log(state.step, "test", model=name, fraction=fraction, cell_step=step, acc=acc, loss=loss)
             window_start = time.perf_counter()  # evaluation is not training time
         if t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
@@ -226,7 +228,7 @@ def train_cell(loop: Loop, cfg: DictConfig, name: str, fraction: float, data: Im
             window_start = time.perf_counter()  # nor is writing a checkpoint
         loop.stop_if_asked()
 
-    acc, loss = evaluate(model, dist, test, prep, t.eval_batch_size, t.amp)
+    acc, loss = evaluate(model, dist, test, prep, t.eval_batch_size, loop.precision)
     run.log(state.step, "test", model=name, fraction=fraction, cell_step=total, acc=acc, loss=loss)
     return {"model": name, "fraction": fraction, "images": len(data), "steps": total,
             "epochs": round(total * t.batch_size / len(data), 2), "acc": acc, "test_loss": loss,
@@ -235,7 +237,7 @@ def train_cell(loop: Loop, cfg: DictConfig, name: str, fraction: float, data: Im
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dist: Dist, test: ImageSet, prep: Normalize, batch_size: int,
-             amp: bool) -> tuple[float, float]:
+             precision: Precision) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) over the whole test set, unaugmented; each rank takes its share of the
     images with rank 0's BatchNorm statistics, and the counts are summed over the ranks."""
     was_training = model.training
@@ -245,7 +247,7 @@ def evaluate(model: torch.nn.Module, dist: Dist, test: ImageSet, prep: Normalize
     images, labels = test.images[mine], test.labels[mine]
     totals = torch.zeros(2, device=images.device)  # correct, summed loss
     for start in range(0, len(images), batch_size):
-        with autocast(images.device, amp):
+        with precision.autocast():
             logits = model(prep.uint8(images[start:start + batch_size])).float()
         batch_labels = labels[start:start + batch_size]
         totals[0] += (logits.argmax(dim=1) == batch_labels).sum()
