@@ -45,6 +45,7 @@ def test_cfg_prints_composed_config_and_creates_nothing(workdir):
     (["model=bogus"], "available options of model: gpt"),               # unknown group option
     (["data=text", "data.path=/no/such/file.txt"], "does not exist"),    # missing file
     (["data=text"], "data.path"),                                        # mandatory value not given
+    (["train.amp=bf16"], "train.amp must be auto, true or false"),       # not a precision
 ])
 def test_bad_input_is_one_short_message(workdir, args, needle):
     result = trends("lm", *args, cwd=workdir)

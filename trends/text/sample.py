@@ -32,7 +32,7 @@ def sample_from_run(run_dir: Path, prompt: str, tokens: int, temperature: float,
         raise UserError(f"{run_dir} is not a run folder; pass one under outputs/lm/")
     dev = resolve_device(device)
     model, vocab = load_gpt_run(run_dir, dev)
-    corpus = Corpus(train=torch.empty(0), val=torch.empty(0), vocab=vocab)
+    corpus = Corpus(train=None, val=None, vocab=vocab)  # for its encode and decode alone
     idx = corpus.encode(prompt or "\n")[None].to(dev)
     generator = torch.Generator(device=dev).manual_seed(seed)
     out = model.generate(idx, tokens, temperature=temperature, top_k=top_k, generator=generator)
