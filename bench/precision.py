@@ -46,17 +46,19 @@ def lm_rows(device: torch.device, steps: int):
 
 
 def vit_vs_cnn_rows(device: torch.device, steps: int):
-    for preset in ("small", "cifar_gpu"):
-        for model in ("resnet", "vit"):
-            def rate(amp: bool, preset=preset, model=model) -> tuple[float, float]:
-                overrides = [f"model={preset}", f"train.amp={str(amp).lower()}", "train.compile=false"]
-                with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-                    cfg = compose("vit_vs_cnn", overrides=overrides)
-                r = vit_vs_cnn.bench(cfg, model, device, steps if preset == "small" else max(2, steps // 5), 2)
-                peak = measure_peak_flops(device, r["precision"].dtype)
-                return r["train"], 3 * r["flops"] * r["train"] / peak
-            label = "default" if preset == "small" else "GPU preset"
-            yield "vit-vs-cnn", f"{model} ({label}), batch 64", "images/s", rate
+    contenders = [("small", "resnet", True), ("small", "resnet", False), ("small", "vit", True),
+                  ("cifar_gpu", "resnet", True), ("cifar_gpu", "vit", True)]
+    for preset, model, nhwc in contenders:
+        def rate(amp: bool, preset=preset, model=model, nhwc=nhwc) -> tuple[float, float]:
+            overrides = [f"model={preset}", f"train.amp={str(amp).lower()}", "train.compile=false",
+                         f"train.channels_last={str(nhwc).lower()}"]
+            with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+                cfg = compose("vit_vs_cnn", overrides=overrides)
+            r = vit_vs_cnn.bench(cfg, model, device, steps if preset == "small" else max(2, steps // 5), 2)
+            peak = measure_peak_flops(device, r["precision"].dtype)
+            return r["train"], 3 * r["flops"] * r["train"] / peak
+        label = ("default" if preset == "small" else "GPU preset") + ("" if nhwc else ", NCHW as before")
+        yield "vit-vs-cnn", f"{model} ({label}), batch 64", "images/s", rate
 
 
 def contrastive_rows(device: torch.device, steps: int):
