@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import importlib.resources
 import os
 import re
@@ -34,6 +35,8 @@ class Demo:
     issue: int  # where it is specified, for the "not built yet" message
     sweep: bool = False  # the command is itself a sweep (its config lists the jobs): every run is a multirun
     teacher: str | None = None  # the command learns from a finished run of this command (`teacher=RUN`)
+    headline: str = ""  # the summary metric a run is judged by (a search's default objective; its name says which
+    #                     way is better: trends.core.search.direction)
 
     @property
     def available(self) -> bool:
@@ -139,11 +142,29 @@ def is_sweep_folder(path: Path) -> bool:
     return (Path(path) / "multirun.yaml").is_file()
 
 
+def search_resume_hint(sweep_dir: Path) -> str | None:
+    """How an interrupted search goes on (`--resume` cannot: it replays a grid, not a sampler's choices)."""
+    from trends.core.search import is_search
+
+    saved = Path(sweep_dir) / "multirun.yaml"
+    cfg = OmegaConf.load(saved) if saved.is_file() else OmegaConf.create()
+    if not is_search(OmegaConf.select(cfg, "hydra.sweeper._target_")):
+        return None
+    storage, name = OmegaConf.select(cfg, "hydra.sweeper.storage"), OmegaConf.select(cfg, "hydra.sweeper.study_name")
+    if storage:
+        return f"the same command again continues study {name} in {storage}"
+    return ("this search was kept in memory, so a new one starts from scratch; to make it resumable, add "
+            "hydra.sweeper.storage=sqlite:///outputs/search.db hydra.sweeper.study_name=NAME")
+
+
 def sweep_resume_overrides(demo: Demo, sweep_dir: Path) -> list[str]:
     """The overrides a sweep was started with, so `--resume SWEEP` re-launches exactly its jobs (same numbers)."""
     saved = OmegaConf.load(sweep_dir / "multirun.yaml")
     if OmegaConf.select(saved, "hydra.job.name") != demo.config:
         raise UserError(f"{sweep_dir} is not a `trends {demo.command}` sweep")
+    search = search_resume_hint(sweep_dir)
+    if search:
+        raise UserError(f"{sweep_dir} is a search: {search}")
     return [o for o in OmegaConf.select(saved, "hydra.overrides.task", default=[])
             if not o.startswith(("resume=", "hydra.job.name="))]
 
@@ -180,6 +201,7 @@ def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke:
     args.append(f"hydra.job.name={demo.config}")
     if print_cfg:
         return ["--cfg", "job", *args], None
+    args = search_overrides(demo, args, multirun=multirun) if resume is None else args
     if multirun and resume is None:
         if torchrun_rank() is not None:
             raise UserError("a sweep under torchrun is not supported: run the sweep with a launcher instead")
@@ -195,6 +217,41 @@ def hydra_argv(demo: Demo, overrides: list[str], *, epochs: float | None, smoke:
     if resume is not None:
         args.append("resume=true")
     return [*args, f"hydra.run.dir={run_dir}"], run_dir
+
+
+def search_overrides(demo: Demo, args: list[str], *, multirun: bool) -> list[str]:
+    """For a search (`hparams_search=optuna`, `hydra/sweeper=optuna`): check it can run, and add what the sweeper
+    needs from trends — the direction of the optimised metric (unless given), and for a study stored in a database
+    the trials it still owes, so that the same command again continues an interrupted search."""
+    from trends.core.search import direction, require_plugin, trials_still_owed
+
+    chosen = [a.split("=", 1)[1] for a in args if a.startswith(("hparams_search=", "hydra/sweeper="))]
+    if not chosen or all(c in ("null", "basic") for c in chosen):
+        return args
+    if demo.sweep:
+        raise UserError(f"`trends {demo.command}` is a sweep of its own; search the settings of its runs with the "
+                        "command that trains one (e.g. trends lm -m hparams_search=optuna)")
+    if not multirun:
+        raise UserError(f"a search runs many trials: add -m (trends {demo.command} -m {' '.join(args[:1])} …)")
+    require_plugin()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # Optuna's database layer: a line per plugin it loads
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")  # optuna 2 uses SQLAlchemy 1.4's older API
+    cfg = compose_config(demo, [a for a in fixed_overrides(args) if not a.startswith("hydra.job.")], hydra=True)
+    sweeper = cfg.hydra.sweeper
+    added = []
+    if not any(a.startswith("hydra.sweeper.direction=") for a in args):
+        added.append(f"hydra.sweeper.direction={direction(cfg.optimized_metric or demo.headline)}")
+    if sweeper.get("storage"):
+        if not sweeper.get("study_name"):
+            raise UserError("a stored study needs a name to be found again: add hydra.sweeper.study_name=NAME")
+        if str(sweeper.storage).startswith("sqlite:///"):  # SQLite makes the file, not its folder
+            Path(str(sweeper.storage)[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        owed = trials_still_owed(str(sweeper.storage), sweeper.study_name, sweeper.n_trials)
+        if owed < sweeper.n_trials:
+            print(f"study {sweeper.study_name} in {sweeper.storage}: {sweeper.n_trials - owed} of its "
+                  f"{sweeper.n_trials} trials are done, {owed} to go", file=sys.stderr)
+            added.append(f"hydra.sweeper.n_trials={owed}")
+    return [*args, *added]
 
 
 def check_before_the_folder(demo: Demo, args: list[str]) -> None:
@@ -231,14 +288,15 @@ def fixed_overrides(args: list[str]) -> list[str]:
     return fixed
 
 
-def compose_config(demo: Demo, overrides: list[str]):
-    """The demo's config with these overrides, composed without a run (for work that trains nothing)."""
+def compose_config(demo: Demo, overrides: list[str], hydra: bool = False):
+    """The demo's config with these overrides, composed without a run (for work that trains nothing); `hydra`: with
+    Hydra's own config (its sweeper, say) under `hydra`."""
     from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
 
     with initialize_config_module(config_module=CONFIGS, version_base="1.3"):
         try:
-            return compose(demo.config, overrides=overrides)
+            return compose(demo.config, overrides=overrides, return_hydra_config=hydra)
         except HydraException as err:
             raise UserError(str(err).splitlines()[0]) from None
 
@@ -325,6 +383,7 @@ def _task(demo: Demo):
 
         from trends.core.config import check_complete, check_override_types, check_values
         from trends.core.run import execute
+        from trends.core.search import is_search, trial_value
 
         hc = HydraConfig.get()
         overrides = list(hc.overrides.task)
@@ -345,7 +404,10 @@ def _task(demo: Demo):
             check_values(cfg)
             return train(cfg, run)
 
-        return execute(checked_train, cfg, out_dir, command=demo.command, overrides=overrides, multirun=multirun)
+        summary = execute(checked_train, cfg, out_dir, command=demo.command, overrides=overrides, multirun=multirun)
+        if multirun and is_search(OmegaConf.select(hc.sweeper, "_target_")):
+            return trial_value(summary, cfg.optimized_metric)  # a search's sweeper wants one number from each trial
+        return summary
 
     return task
 

@@ -18,18 +18,22 @@ from trends.cli.bridge import Demo
 
 DEMOS = [
     Demo("contrastive", "contrastive", "trends.contrastive.train",
-         "SimCLR self-supervised learning, evaluated with kNN and a linear probe.", 4),
-    Demo("gnn", "gnn", "trends.gnn.train", "Graph neural networks on citation graphs and molecules.", 3),
-    Demo("lm", "lm", "trends.lm.train", "A character-level GPT on Tiny Shakespeare (or any text file).", 2),
+         "SimCLR self-supervised learning, evaluated with kNN and a linear probe.", 4, headline="knn_acc"),
+    Demo("gnn", "gnn", "trends.gnn.train", "Graph neural networks on citation graphs and molecules.", 3,
+         headline="test_acc"),
+    Demo("lm", "lm", "trends.lm.train", "A character-level GPT on Tiny Shakespeare (or any text file).", 2,
+         headline="best_val_loss"),
     Demo("scaling", "scaling", "trends.scaling.train",
          "Language models get bigger: a ladder of GPT sizes and the power law of their losses.", 13, sweep=True),
     Demo("distill", "distill", "trends.distill.train",
          "Small distilled language models: students of a `trends lm` teacher, from scratch, soft targets, DistilBERT.",
          14, sweep=True, teacher="lm"),
     Demo("pretext", "pretext", "trends.pretext.train",
-         "Self-supervised pretext tasks: where a patch lies, rotation, jigsaw; evaluated like contrastive.", 12),
+         "Self-supervised pretext tasks: where a patch lies, rotation, jigsaw; evaluated like contrastive.", 12,
+         headline="knn_acc"),
     Demo("vit-vs-cnn", "vit_vs_cnn", "trends.vit_vs_cnn.train",
-         "Vision Transformer against a CNN on growing fractions of the data.", 5),
+         "Vision Transformer against a CNN on growing fractions of the data.", 5,
+         headline="gap"),  # gap/<largest fraction>: the CNN's lead
 ]
 
 app = typer.Typer(help="Run the deep-learning trends of recent years on your own machine.",
@@ -88,6 +92,7 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
 
     from trends.core.errors import Diverged, RunInterrupted, UserError
     from trends.core.ranks import Dist
+    from trends.core.search import TrialFailed
 
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
     rank = bridge.torchrun_rank()
@@ -108,7 +113,9 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
     except (RunInterrupted, KeyboardInterrupt):
         again = f"trends {demo.command}" if rank is None else \
             f"torchrun --standalone --nproc-per-node={Dist.from_env().world} -m trends {demo.command}"
-        say(f"interrupted; continue with: {again} --resume {run_dir}" if run_dir else "interrupted")
+        search = bridge.search_resume_hint(run_dir) if run_dir else None
+        say(f"interrupted; {search}" if search else
+            f"interrupted; continue with: {again} --resume {run_dir}" if run_dir else "interrupted")
         return 130
     except Exception as err:
         if not options["resume"]:
@@ -123,6 +130,12 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
             return 2
         if isinstance(err, Diverged):
             say(f"diverged: {err} (run folder: {run_dir})")
+            return 1
+        if isinstance(err, TrialFailed):  # the sweeper's failure budget is spent
+            say(f"error: {err}; the search stops there (hydra.sweeper.max_failure_rate); run folder: {run_dir}")
+            return 1
+        if isinstance(err, ValueError) and "No trials are completed" in str(err):
+            say(f"error: no trial of the search completed; each trial's summary.json under {run_dir} says why")
             return 1
         typer.echo(f"error: {type(err).__name__}: {err}\n(run folder: {run_dir}; add --debug for the traceback)",
                    err=True)

@@ -65,11 +65,13 @@ def _headline(s: dict) -> str:
 
 def _best_headline(sweep: Path) -> str:
     from trends.core.report import Folder, best_job
+    from trends.core.search import Objective
 
     jobs = [Folder(j) for j in job_folders(sweep)]
-    head = next((j.summary["headline"] for j in jobs if j.summary.get("headline")), None)
-    best = best_job(jobs, head) if head else None
-    return f"best {head}={best.summary['metrics'][head]:.4g}" if best else ""
+    objective = Objective.of_sweep(sweep)
+    metric = objective.metric_of(next((j.summary["headline"] for j in jobs if j.summary.get("headline")), None))
+    best = best_job(jobs, metric, objective.lower(metric)) if metric else None
+    return f"best {metric}={best.summary['metrics'][metric]:.4g}" if best else ""
 
 
 def compare_runs(paths: list[Path]) -> None:

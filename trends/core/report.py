@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 from . import layout
 from .charts import bar_chart, line_chart
 from .errors import UserError
+from .search import Objective, history, lower_is_better
 
 REPORT = "report.html"
 MAX_CHARTS = 8  # learning-curve charts per page: the metrics logged most often come first
@@ -145,7 +146,9 @@ def sweep_page(path: Path) -> dict:
     rows = [{**r, "overrides": " ".join(o for o in r["overrides"].split() if o not in shared)} for r in rows]
     headlines = list(dict.fromkeys(j.summary.get("headline") for j in jobs if j.summary.get("headline")))
     groups = group_by_variant(jobs)
-    best = best_job(jobs, headlines[0]) if headlines else None
+    objective = Objective.of_sweep(path)
+    judged_by = objective.metric_of(headlines[0] if headlines else None)
+    best = best_job(jobs, judged_by, objective.lower(judged_by)) if judged_by else None
     for row in rows:
         row["_best"] = best is not None and row["job"] == best.path.name
     sections = []
@@ -157,7 +160,9 @@ def sweep_page(path: Path) -> dict:
     sections.append({"title": f"Jobs ({', '.join(f'{n} {k}' for k, n in counts.items())})",
                      "table": table(rows), "note": " · ".join(filter(None, [
                          f"every job: {' '.join(shared)}" if shared else None,
-                         "the best job by the headline is highlighted" if best else None]))})
+                         f"the best job by {judged_by} is highlighted" if best else None]))})
+    if objective.search and judged_by:
+        sections.append(search_section(jobs, judged_by, objective.lower(judged_by)))
     if any(len(members) > 1 for members in groups.values()):
         sections.append({"title": "Mean ± std over seeds", "table": table(variant_rows(groups, headlines))})
     charts = [bar_chart(list(groups), [_mean(m, h) for m in groups.values()], [_std(m, h) for m in groups.values()],
@@ -177,6 +182,22 @@ def sweep_page(path: Path) -> dict:
     return {"title": f"trends {command} sweep — {path.name}", "status": sweep.summary.get("status"),
             "subtitle": f"{path} · {len(jobs)} jobs", "headline": sweep.headline, "sections": sections,
             "command": command_line(command, ["-m", *overrides])}
+
+
+def search_section(jobs: list[Folder], metric: str, lower: bool) -> dict:
+    """A search's optimisation history: each trial's value and the best so far, against the trial number."""
+    values = [j.summary["metrics"][metric] if j.summary.get("status") == "completed"
+              and _is_num(j.summary.get("metrics", {}).get(metric)) else None for j in jobs]
+    trials = [int(j.path.name) if j.path.name.isdigit() else i for i, j in enumerate(jobs)]
+    done = [(t, v) for t, v in zip(trials, values) if v is not None]
+    best = [(t, b) for t, b in zip(trials, history(values, lower)) if b is not None]
+    chart = line_chart({"trial": ([t for t, _ in done], [v for _, v in done]),
+                        "best so far": ([t for t, _ in best], [b for _, b in best])},
+                       title=f"{metric}: optimisation history", xlabel="trial", ylabel=metric) if done else ""
+    failed = len(jobs) - len(done)
+    return {"title": "Search", "charts": [chart] if chart else [],
+            "note": f"{'lower' if lower else 'higher'} is better; {len(done)} trials completed"
+                    + (f", {failed} failed (their value is missing)" if failed else "")}
 
 
 def compare_page(runs: list[Folder]) -> dict:
@@ -291,19 +312,15 @@ def _config_section(path: Path) -> dict:
     return {"title": "Config", "details": {"summary": "the composed config (.hydra/config.yaml)", "text": text}}
 
 
-def best_job(jobs: list[Folder], headline: str) -> Folder | None:
-    """The completed job with the best value of `headline` (lowest for losses, highest otherwise)."""
+def best_job(jobs: list[Folder], metric: str, lower: bool | None = None) -> Folder | None:
+    """The completed job with the best value of `metric`: the lowest where `lower` (default: for losses), else the
+    highest."""
     scored = [j for j in jobs if j.summary.get("status") == "completed"
-              and _is_num(j.summary.get("metrics", {}).get(headline))]
+              and _is_num(j.summary.get("metrics", {}).get(metric))]
     if not scored:
         return None
-    pick = min if lower_is_better(headline) else max
-    return pick(scored, key=lambda j: j.summary["metrics"][headline])
-
-
-def lower_is_better(metric: str) -> bool:
-    """Losses, errors and bits per character fall as a model improves; accuracies and scores rise."""
-    return any(word in metric for word in ("loss", "error", "bpc", "perplexity"))
+    pick = min if (lower_is_better(metric) if lower is None else lower) else max
+    return pick(scored, key=lambda j: j.summary["metrics"][metric])
 
 
 def _values(members: list[Folder], metric: str) -> list[float]:

@@ -1,5 +1,6 @@
-"""The table at the end of a Hydra multirun: every job's overrides, status and headline metrics,
-plus mean ± std over seeds. Written as CSV and Markdown into the sweep folder and printed with rich.
+"""The table at the end of a Hydra multirun: every job's overrides, status and headline metrics, the best job
+marked, plus mean ± std over seeds and, for a search, its history (the best value so far after each trial).
+Written as CSV and Markdown into the sweep folder and printed with rich.
 
 Loaded by Hydra as a callback (conf/common.yaml), so it must stay free of torch imports.
 """
@@ -13,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from .errors import UserError
 from .layout import SUMMARY, job_folders, read_summary
+from .search import Objective, history
 
 log = logging.getLogger("trends")
 TERMINAL_METRICS = 6  # metric columns the printed table shows (the files hold them all)
@@ -73,27 +75,68 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
     rows = job_rows(sweep_dir)
     if not rows:
         return rows
+    headline = read_summary(job_folders(sweep_dir)[0]).get("headline")
+    objective = Objective.of_sweep(sweep_dir)
+    metric = objective.metric_of(headline)
+    best = mark_best(rows, metric, objective.lower(metric)) if metric else None
     write_csv(sweep_dir / "sweep.csv", rows)
     sections = [("Jobs", rows)]
     if any(" seed=" in f" {r['overrides']}" for r in rows):
         aggregated = aggregate_over_seeds(rows)
         write_csv(sweep_dir / "sweep_by_seed.csv", aggregated)
         sections.append(("Mean ± std over seeds", aggregated))
+    if objective.search and metric:
+        sections.append((f"Search: {metric}, the best so far after each trial",
+                         search_history(rows, metric, objective.lower(metric))))
     shared = shared_overrides([r["overrides"].split() for r in rows])
-    sections = [(title, [{**r, "overrides": " ".join(o for o in r["overrides"].split() if o not in shared)}
-                         for r in table]) for title, table in sections]
+    sections = [(title, [{**r, "overrides": " ".join(short(o) for o in r["overrides"].split() if o not in shared)}
+                         if "overrides" in r else r for r in table]) for title, table in sections]
     common = f"All jobs: `{' '.join(shared)}`\n\n" if shared else ""
     (sweep_dir / "sweep.md").write_text(common + "\n\n".join(f"### {title}\n\n{markdown_table(t)}"
                                                               for title, t in sections) + "\n")
     console = console or Console()
-    headline = [read_summary(job).get("headline") for job in job_folders(sweep_dir)[:1]]
     shared_line = f"\nall jobs: {' '.join(shared)}" if shared else ""
     for title, table in sections:
         console.print(rich_table(table, f"{title} — {sweep_dir}{shared_line}", metrics=TERMINAL_METRICS,
-                                 first=headline[0] if headline else None))
+                                 first=metric))
     if len(_metric_names(rows)) > TERMINAL_METRICS:
         console.print(f"every metric of every job: {sweep_dir / 'sweep.md'}")
+    if best is not None:
+        console.print(f"best job ({'lowest' if objective.lower(metric) else 'highest'} {metric}): {best['job']} "
+                      f"{' '.join(short(o) for o in best['overrides'].split())} → {fmt(best[metric])}")
     return rows
+
+
+def mark_best(rows: list[dict[str, Any]], metric: str, lower: bool) -> dict[str, Any] | None:
+    """Mark (column `best`) the completed job with the best `metric`, and return it."""
+    scored = [r for r in rows if r["status"] == "completed" and _is_number(r.get(metric))]
+    if not scored:
+        return None
+    best = (min if lower else max)(scored, key=lambda r: r[metric])
+    for row in rows:
+        row["best"] = "★" if row is best else ""
+    return best
+
+
+def search_history(rows: list[dict[str, Any]], metric: str, lower: bool) -> list[dict[str, Any]]:
+    """One row per trial, in the order the sweeper ran them: its value and the best value so far."""
+    values = [r.get(metric) if r["status"] == "completed" and _is_number(r.get(metric)) else None for r in rows]
+    return [{"job": r["job"], "status": r["status"], metric: v, "best so far": b}
+            for r, v, b in zip(rows, values, history(values, lower))]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def short(override: str) -> str:
+    """`optim.lr=0.013680095279726922` (a sampler's choice) as `optim.lr=0.01368`, for the tables people read."""
+    key, _, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    return f"{key}={number:.4g}" if "." in value and len(value) > 7 else override
 
 
 def shared_overrides(override_lists: list[list[str]]) -> list[str]:
@@ -105,6 +148,14 @@ def shared_overrides(override_lists: list[list[str]]) -> list[str]:
 
 class SweepTable(Callback):
     """Hydra callback: write and print the sweep table, and the sweep's report.html, once all jobs are done."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Hydra's grid sweeper records the sweep's config as multirun.yaml; other sweepers (Optuna's) do not, and
+        `--resume`, the report and the search's objective read it: written here for every sweeper."""
+        record = Path(config.hydra.sweep.dir) / "multirun.yaml"
+        if not record.exists():
+            record.parent.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(config, record)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from .run import write_report_safely
@@ -141,12 +192,13 @@ def _metric_names(rows: list[dict]) -> list[str]:
     names: list[str] = []
     for row in rows:
         names += [k for k in row if k not in names]
-    return [n for n in names if n not in ("job", "variant", "model", "overrides", "status", "seeds")]
+    return [n for n in names if n not in ("job", "variant", "model", "overrides", "status", "seeds", "best")]
 
 
 def _columns(rows: list[dict], metrics: int | None = None, first: str | None = None) -> list[str]:
     """The job's identity, then its metrics (`first` leading, at most `metrics` of them)."""
-    fixed = [c for c in ("job", "variant", "model", "overrides", "seeds", "status") if any(c in r for r in rows)]
+    fixed = [c for c in ("job", "best", "variant", "model", "overrides", "seeds", "status")
+             if any(c in r for r in rows)]
     names = _metric_names(rows)
     if first in names:
         names = [first] + [n for n in names if n != first]

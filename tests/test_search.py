@@ -1,0 +1,102 @@
+"""Hyperparameter search with Hydra's Optuna sweeper (the real plugin): each trial returns its optimised metric,
+the direction follows the metric, the best trial is named alike by Optuna and by trends, a failed trial does not
+stop the search, and a study stored in SQLite continues where an interrupted search stopped."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from helpers import TRENDS, run_dirs, summary, trends
+
+pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the search extra: pip install 'trends[search]'")
+
+
+def the_sweep(workdir: Path, command: str) -> Path:
+    (sweep,) = (workdir / "outputs" / command / "multirun").iterdir()
+    return sweep
+
+
+def jobs(workdir: Path, command: str) -> list[dict]:
+    return [summary(run) for run in run_dirs(workdir, command)]
+
+
+def test_a_search_maximises_an_accuracy_and_both_name_the_same_best_trial(workdir):
+    result = trends("gnn", "--smoke", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4",
+                    "hydra.sweeper.sampler.seed=0", "optim.lr=tag(log, interval(0.001, 0.1))",
+                    "model.dropout=interval(0.0, 0.8)", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    sweep, done = the_sweep(workdir, "gnn"), jobs(workdir, "gnn")
+    assert [j["status"] for j in done] == ["completed"] * 4
+    assert len({j["overrides"][0] for j in done}) == 4  # the sampler chose four learning rates
+    results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert OmegaConf.select(OmegaConf.load(sweep / "multirun.yaml"), "hydra.sweeper.direction") == "maximize"
+    best = max(done, key=lambda j: j["metrics"]["test_acc"])  # no optimized_metric: the headline
+    assert results.best_value == best["metrics"]["test_acc"]
+    table = (sweep / "sweep.md").read_text()
+    assert "Search: test_acc" in table and table.count("★") == 1
+    assert "best so far" in (sweep / "report.html").read_text()
+
+
+def test_a_search_minimises_a_loss_from_its_config_group(workdir):
+    result = trends("lm", "--smoke", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+                    "model.n_embd=choice(32, 64)", cwd=workdir)  # the command line's space wins: smoke widths
+    assert result.returncode == 0, result.stderr
+    sweep, done = the_sweep(workdir, "lm"), jobs(workdir, "lm")
+    assert [j["status"] for j in done] == ["completed"] * 2
+    results = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert results.best_value == min(j["metrics"]["best_val_loss"] for j in done)
+    assert OmegaConf.select(OmegaConf.load(sweep / "multirun.yaml"), "hydra.sweeper.direction") == "minimize"
+
+
+def test_a_failed_trial_is_recorded_and_the_search_goes_on(workdir):
+    # A grid over a valid and an invalid dropout: the two trials with 1.5 fail in their own jobs.
+    result = trends("gnn", "--smoke", "-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=grid",
+                    "hydra.sweeper.max_failure_rate=1.0", "model.dropout=choice(0.2, 1.5)", "seed=choice(0, 1)",
+                    cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    done = jobs(workdir, "gnn")
+    assert sorted(j["status"] for j in done) == ["completed", "completed", "failed", "failed"]
+    results = OmegaConf.load(the_sweep(workdir, "gnn") / "optimization_results.yaml")
+    assert results.best_params["model.dropout"] == 0.2
+    assert results.best_value == max(j["metrics"]["test_acc"] for j in done if j["status"] == "completed")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # optuna 2's database layer on SQLAlchemy 1.4
+def test_a_stored_search_interrupted_after_two_trials_continues_to_four(workdir):
+    import optuna
+
+    search = ["gnn", "--smoke", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=4", "train.epochs=400",
+              "hydra.sweeper.storage=sqlite:///outputs/search.db", "hydra.sweeper.study_name=cora_test"]
+    proc = subprocess.Popen([*TRENDS, *search], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ))
+    deadline = time.time() + 120
+    while sum(j["status"] == "completed" for j in jobs(workdir, "gnn")) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C in the third trial
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "the same command again continues study cora_test" in err
+    storage = f"sqlite:///{workdir}/outputs/search.db"
+    complete = optuna.trial.TrialState.COMPLETE
+    reported = sum(t.state == complete for t in optuna.load_study(study_name="cora_test", storage=storage).trials)
+    assert reported >= 2  # two, or three where the Ctrl-C came after the third trial's last step
+
+    again = trends(*search, cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert f"{reported} of its 4 trials are done, {4 - reported} to go" in again.stderr
+    study = optuna.load_study(study_name="cora_test", storage=storage)
+    assert sum(t.state == complete for t in study.trials) == 4  # not 4 more: the first search's trials count
+
+
+def test_search_refusals_are_one_line(workdir):
+    single = trends("gnn", "--smoke", "hparams_search=optuna", cwd=workdir)
+    assert single.returncode == 2 and "add -m" in single.stderr
+    ladder = trends("scaling", "--smoke", "-m", "hydra/sweeper=optuna", cwd=workdir)
+    assert ladder.returncode == 2 and "is a sweep of its own" in ladder.stderr
+    assert not (workdir / "outputs").exists() or not any((workdir / "outputs").rglob("summary.json"))
