@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import run_dirs, summary, trends
 from trends.core.errors import UserError
 from trends.text.encoded import encode_file
 
@@ -72,15 +71,3 @@ def test_a_file_that_is_not_utf8_is_one_clear_error(workdir):
     path.write_bytes("naïve café".encode("latin-1"))
     with pytest.raises(UserError, match="is not UTF-8 text"):
         encode_file(path)
-
-
-def test_lm_on_a_user_text_encodes_it_once(workdir):
-    path = workdir / "text.txt"
-    path.write_text(SAMPLE * 5, encoding="utf-8")
-    args = ("lm", "--smoke", "data=text", f"data.path={path}")
-    first, second = trends(*args, cwd=workdir), trends(*args, cwd=workdir)
-    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    assert "encoding" in first.stdout and "encoding" not in second.stdout
-    runs = [summary(run) for run in run_dirs(workdir, "lm")]
-    assert runs[0]["vocab_size"] == runs[1]["vocab_size"] == len(set(SAMPLE.replace("\r\n", "\n")))
-    assert runs[0]["metrics"]["best_val_loss"] == runs[1]["metrics"]["best_val_loss"]  # the same ids

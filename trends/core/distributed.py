@@ -59,6 +59,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and _on()):
             return super().forward(x)
+        dtype, x = x.dtype, x.float()  # the statistics in fp32, as BatchNorm keeps them under bf16 autocast
         dims = [0, *range(2, x.dim())]  # all but the channels
         shape = [1, -1] + [1] * (x.dim() - 2)
         local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_full((1,), x.numel() / x.shape[1])])
@@ -74,7 +75,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(var.detach() * count / (count - 1), momentum)  # unbiased, as BatchNorm
         y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+        return (y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y).to(dtype)
 
     @classmethod
     def convert(cls, module: nn.Module) -> nn.Module:
