@@ -129,7 +129,7 @@ def test_two_process_simclr_takes_the_steps_of_one_process(workdir):
 INTERRUPTED = {
     "contrastive": (["--smoke", "train.epochs=8", "eval.probe.epochs=0", "eval.supervised.epochs=0"],
                     lambda saved: saved["ranks"]),
-    "vit-vs-cnn": (["--smoke", "models=[resnet]", "data.fractions=[1.0]", "train.steps=120",
+    "vit-vs-cnn": (["--smoke", "models=[resnet]", "data.fractions=[1.0]", "train.steps=80",
                     "train.checkpoint_every=20"], lambda saved: saved["ranks"]),
 }
 
