@@ -1,7 +1,7 @@
 """fp32 against bf16 autocast, side by side in one process: training throughput of every demo's default model and
 of its GPU-sized one, with the speed-up `train.amp=auto` brings on this machine.
 
-    python bench/precision.py                  # all rows (≈ 4 min on 2 cores)
+    python bench/precision.py                  # all rows (≈ 6 min on 2 cores)
     python bench/precision.py --only lm        # one demo's rows: lm, vit-vs-cnn, contrastive
     TRENDS_CPU_BF16=0 python bench/precision.py --only lm   # what `auto` picks on a CPU without bf16
 
