@@ -55,13 +55,15 @@ def test_a_search_minimises_a_loss_from_its_config_group(workdir):
 
 
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(workdir):
-    # A grid over a valid and an invalid dropout: the two trials with 1.5 fail in their own jobs.
-    result = trends("gnn", "--smoke", "-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=grid",
-                    "hydra.sweeper.max_failure_rate=1.0", "model.dropout=choice(0.2, 1.5)", "seed=choice(0, 1)",
-                    cwd=workdir)
+    # A valid and an invalid dropout to choose from: a trial given 1.5 fails in its own job. (Not a grid: the
+    # plugin's GridSampler crashes when the grid's last trial is a failed one.)
+    result = trends("gnn", "--smoke", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4",
+                    "hydra.sweeper.sampler.seed=0", "hydra.sweeper.max_failure_rate=1.0",
+                    "model.dropout=choice(0.2, 1.5)", cwd=workdir)
     assert result.returncode == 0, result.stderr
     done = jobs(workdir, "gnn")
-    assert sorted(j["status"] for j in done) == ["completed", "completed", "failed", "failed"]
+    assert len(done) == 4 and {j["status"] for j in done} == {"completed", "failed"}
+    assert (the_sweep(workdir, "gnn") / "sweep.md").read_text().count("★") == 1  # the best of those that completed
     results = OmegaConf.load(the_sweep(workdir, "gnn") / "optimization_results.yaml")
     assert results.best_params["model.dropout"] == 0.2
     assert results.best_value == max(j["metrics"]["test_acc"] for j in done if j["status"] == "completed")

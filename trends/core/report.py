@@ -137,13 +137,13 @@ def run_page(path: Path) -> dict:
 
 
 def sweep_page(path: Path) -> dict:
-    from .sweep import job_rows, shared_overrides
+    from .sweep import job_rows, shared_overrides, short
 
     sweep = Folder(path)
     jobs = [Folder(j) for j in layout.job_folders(path)]
     rows = job_rows(path)
     shared = shared_overrides([r["overrides"].split() for r in rows])
-    rows = [{**r, "overrides": " ".join(o for o in r["overrides"].split() if o not in shared)} for r in rows]
+    rows = [{**r, "overrides": " ".join(short(o) for o in r["overrides"].split() if o not in shared)} for r in rows]
     headlines = list(dict.fromkeys(j.summary.get("headline") for j in jobs if j.summary.get("headline")))
     groups = group_by_variant(jobs)
     objective = Objective.of_sweep(path)

@@ -75,7 +75,7 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
     rows = job_rows(sweep_dir)
     if not rows:
         return rows
-    headline = read_summary(job_folders(sweep_dir)[0]).get("headline")
+    headline = next(filter(None, (read_summary(job).get("headline") for job in job_folders(sweep_dir))), None)
     objective = Objective.of_sweep(sweep_dir)
     metric = objective.metric_of(headline)
     best = mark_best(rows, metric, objective.lower(metric)) if metric else None
