@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import importlib.resources
+import logging
 import os
 import re
 import shutil
@@ -144,11 +144,10 @@ def is_sweep_folder(path: Path) -> bool:
 
 def search_resume_hint(sweep_dir: Path) -> str | None:
     """How an interrupted search goes on (`--resume` cannot: it replays a grid, not a sampler's choices)."""
-    from trends.core.search import is_search
+    from trends.core.search import saved_search
 
-    saved = Path(sweep_dir) / "multirun.yaml"
-    cfg = OmegaConf.load(saved) if saved.is_file() else OmegaConf.create()
-    if not is_search(OmegaConf.select(cfg, "hydra.sweeper._target_")):
+    cfg = saved_search(sweep_dir)
+    if cfg is None:
         return None
     storage, name = OmegaConf.select(cfg, "hydra.sweeper.storage"), OmegaConf.select(cfg, "hydra.sweeper.study_name")
     if storage:

@@ -74,7 +74,6 @@ def _add_demo(demo: Demo) -> None:
         overrides = list(overrides or [])
         if demo.teacher and resume is None and not cfg:
             overrides = _with_teacher(demo, overrides, smoke=smoke, debug=debug)
-
         # A command that is a sweep runs as one, except under torchrun: there its processes train one job together
         # (the config's own values, e.g. one distill student), since a sweep cannot share one process group.
         whole_sweep = demo.sweep and bridge.torchrun_rank() is None

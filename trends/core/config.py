@@ -23,7 +23,7 @@ def check_override_types(cfg: DictConfig, config_name: str, overrides: list[str]
     from hydra import compose
 
     values = [o for o in overrides if "=" in o and not o.startswith(("hydra", "+", "~"))
-              and o.split("=", 1)[0] not in choices and o.split("=", 1)[0] != "train.amp"]  # auto|true|false: below
+              and o.split("=", 1)[0] not in choices and o.split("=", 1)[0] not in CHOICES]  # CHOICES: check_values
     appended = [o.lstrip("+").split("=", 1)[0] for o in overrides if o.startswith("+")]
     appended = [key for key in appended if key not in choices and not key.startswith("hydra")]
     if not values and not appended:
@@ -103,18 +103,20 @@ RANGES = [
      lambda v: v >= 2 and float(v).is_integer()),
     (("task.gap", "task.jitter"), "a whole number of pixels ≥ 0", lambda v: v >= 0 and float(v).is_integer()),
 ]
+# Keys that take one of a few values, words and flags mixed (checked here, not by the kind of their default:
+# gnn's `train.amp: false` must still take `auto`).
+CHOICES = {"train.amp": ("auto", True, False)}
 # (width, heads): attention splits the width evenly over the heads.
 DIVIDES = [("model.n_embd", "model.n_head"), ("student.n_embd", "student.n_head"), ("model.vit.dim", "model.vit.heads"),
            ("model.hybrid.dim", "model.hybrid.heads")]
 
 
 def check_values(cfg: DictConfig) -> None:
-    """Apply RANGES, DIVIDES and the precision's choices to a composed config; the first value that cannot work is a
-    UserError."""
+    """Apply CHOICES, RANGES and DIVIDES to a composed config; the first value that cannot work is a UserError."""
     keys = dotted_keys(cfg)
-    amp = OmegaConf.select(cfg, "train.amp", default="auto")
-    if not valid_amp(amp):
-        raise UserError(f"train.amp={_show(amp)} cannot work: train.amp must be auto, true or false")
+    for key in CHOICES:
+        if key in keys:
+            check_choice(key, OmegaConf.select(cfg, key))
     for patterns, must, test in RANGES:
         for key in [k for k in keys if any(fnmatch.fnmatchcase(k, p) for p in patterns)]:
             value = OmegaConf.select(cfg, key)
@@ -127,9 +129,12 @@ def check_values(cfg: DictConfig) -> None:
             raise UserError(f"{width}={w} must be divisible by {heads}={h} (each head takes an equal share)")
 
 
-def valid_amp(amp) -> bool:
-    """`train.amp`: auto, true or false (trends.core.precision)."""
-    return amp == "auto" or isinstance(amp, bool)
+def check_choice(key: str, value) -> None:
+    """A UserError unless `value` is one of CHOICES[key] (a flag by identity: 1 is not true)."""
+    allowed = CHOICES[key]
+    if not any(value is a if isinstance(a, bool) else value == a for a in allowed):
+        words = [str(a).lower() for a in allowed]
+        raise UserError(f"{key}={_show(value)} cannot work: {key} must be {', '.join(words[:-1])} or {words[-1]}")
 
 
 def _is_number(value) -> bool:

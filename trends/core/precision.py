@@ -19,9 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import valid_amp
-from .errors import UserError
-
+from .config import check_choice
 
 
 @dataclass(frozen=True)
@@ -51,8 +49,7 @@ class Precision:
 
 def choose_precision(device: torch.device, amp) -> Precision:
     """`train.amp` (auto/true/false) on `device` → the precision the run uses, with the reason."""
-    if not valid_amp(amp):
-        raise UserError(f"train.amp={amp} cannot work: train.amp must be auto, true or false")
+    check_choice("train.amp", amp)
     if amp != "auto":
         return Precision(device, amp, f"train.amp={str(amp).lower()}")
     if device.type == "cuda":

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from . import layout
 from .charts import bar_chart, line_chart
 from .errors import UserError
-from .search import Objective, history, lower_is_better
+from .search import Objective, best_index, history, lower_is_better, score
 
 REPORT = "report.html"
 MAX_CHARTS = 8  # learning-curve charts per page: the metrics logged most often come first
@@ -186,8 +186,7 @@ def sweep_page(path: Path) -> dict:
 
 def search_section(jobs: list[Folder], metric: str, lower: bool) -> dict:
     """A search's optimisation history: each trial's value and the best so far, against the trial number."""
-    values = [j.summary["metrics"][metric] if j.summary.get("status") == "completed"
-              and _is_num(j.summary.get("metrics", {}).get(metric)) else None for j in jobs]
+    values = _scores(jobs, metric)
     trials = [int(j.path.name) if j.path.name.isdigit() else i for i, j in enumerate(jobs)]
     done = [(t, v) for t, v in zip(trials, values) if v is not None]
     best = [(t, b) for t, b in zip(trials, history(values, lower)) if b is not None]
@@ -315,12 +314,12 @@ def _config_section(path: Path) -> dict:
 def best_job(jobs: list[Folder], metric: str, lower: bool | None = None) -> Folder | None:
     """The completed job with the best value of `metric`: the lowest where `lower` (default: for losses), else the
     highest."""
-    scored = [j for j in jobs if j.summary.get("status") == "completed"
-              and _is_num(j.summary.get("metrics", {}).get(metric))]
-    if not scored:
-        return None
-    pick = min if (lower_is_better(metric) if lower is None else lower) else max
-    return pick(scored, key=lambda j: j.summary["metrics"][metric])
+    best = best_index(_scores(jobs, metric), lower_is_better(metric) if lower is None else lower)
+    return None if best is None else jobs[best]
+
+
+def _scores(jobs: list[Folder], metric: str) -> list[float | None]:
+    return [score(j.summary.get("status"), j.summary.get("metrics", {}).get(metric)) for j in jobs]
 
 
 def _values(members: list[Folder], metric: str) -> list[float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from .errors import UserError
 
@@ -78,6 +78,13 @@ def trials_still_owed(storage: str, study_name: str, n_trials: int) -> int:
     return max(0, n_trials - finished)
 
 
+def saved_search(sweep_dir: Path) -> DictConfig | None:
+    """The sweep's recorded config (multirun.yaml) when a search made it, else None (a grid, or no record)."""
+    saved = Path(sweep_dir) / "multirun.yaml"
+    cfg = OmegaConf.load(saved) if saved.is_file() else None
+    return cfg if cfg is not None and is_search(OmegaConf.select(cfg, "hydra.sweeper._target_")) else None
+
+
 @dataclass
 class Objective:
     """What a sweep's jobs are judged by: the optimised metric of a search, else the jobs' headline."""
@@ -87,18 +94,31 @@ class Objective:
 
     @classmethod
     def of_sweep(cls, sweep_dir: Path) -> Objective:
-        saved = sweep_dir / "multirun.yaml"
-        cfg = OmegaConf.load(saved) if saved.is_file() else OmegaConf.create()
-        search = is_search(OmegaConf.select(cfg, "hydra.sweeper._target_"))
-        chosen = OmegaConf.select(cfg, "hydra.sweeper.direction") if search else None
-        return cls(OmegaConf.select(cfg, "optimized_metric"), None if chosen is None else chosen == "minimize",
-                   search)
+        cfg = saved_search(sweep_dir)
+        if cfg is None:
+            return cls(None, None, False)
+        chosen = OmegaConf.select(cfg, "hydra.sweeper.direction")
+        return cls(OmegaConf.select(cfg, "optimized_metric"), None if chosen is None else chosen == "minimize", True)
 
     def metric_of(self, headline: str | None) -> str | None:
         return self.metric or headline
 
     def lower(self, metric: str) -> bool:
         return lower_is_better(metric) if self.lower_is_better is None else self.lower_is_better
+
+
+def score(status: str | None, value) -> float | None:
+    """A job's value of the metric it is judged by: None unless it completed with a number there."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return value if status == "completed" and numeric else None
+
+
+def best_index(values: list[float | None], lower: bool) -> int | None:
+    """Where the best of the scores is (the lowest where `lower`), None if no job has one."""
+    scored = [(v, i) for i, v in enumerate(values) if v is not None]
+    if not scored:
+        return None
+    return (min if lower else max)(scored, key=lambda vi: vi[0])[1]
 
 
 def history(values: list[float | None], lower: bool) -> list[float | None]:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from .errors import UserError
 from .layout import SUMMARY, job_folders, read_summary
-from .search import Objective, history
+from .search import Objective, best_index, history, score
 
 log = logging.getLogger("trends")
 TERMINAL_METRICS = 6  # metric columns the printed table shows (the files hold them all)
@@ -109,24 +109,19 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
 
 def mark_best(rows: list[dict[str, Any]], metric: str, lower: bool) -> dict[str, Any] | None:
     """Mark (column `best`) the completed job with the best `metric`, and return it."""
-    scored = [r for r in rows if r["status"] == "completed" and _is_number(r.get(metric))]
-    if not scored:
+    best = best_index([score(r["status"], r.get(metric)) for r in rows], lower)
+    if best is None:
         return None
-    best = (min if lower else max)(scored, key=lambda r: r[metric])
-    for row in rows:
-        row["best"] = "★" if row is best else ""
-    return best
+    for i, row in enumerate(rows):
+        row["best"] = "★" if i == best else ""
+    return rows[best]
 
 
 def search_history(rows: list[dict[str, Any]], metric: str, lower: bool) -> list[dict[str, Any]]:
     """One row per trial, in the order the sweeper ran them: its value and the best value so far."""
-    values = [r.get(metric) if r["status"] == "completed" and _is_number(r.get(metric)) else None for r in rows]
+    values = [score(r["status"], r.get(metric)) for r in rows]
     return [{"job": r["job"], "status": r["status"], metric: v, "best so far": b}
             for r, v, b in zip(rows, values, history(values, lower))]
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def short(override: str) -> str:
