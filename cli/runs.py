@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trends.core.layout import job_folders, read_summary
@@ -36,7 +37,7 @@ def print_runs(root: Path, limit: int) -> None:
 
 
 def _run_row(s: dict) -> tuple[str, ...]:
-    overrides = " ".join(o for o in s.get("overrides", []) if not o.startswith("hydra"))
+    overrides = escape(" ".join(o for o in s.get("overrides", []) if not o.startswith("hydra")))
     return (s.get("command", "?"), _status(s.get("status")), overrides, _headline(s),
             f"{s.get('duration_s', 0):.0f}s")
 
@@ -51,7 +52,7 @@ def _sweep_row(sweep: Path) -> tuple[str, ...]:
     if own.get("status") == "failed":
         status += f", analysis {_status('failed')}"
     task = OmegaConf.select(OmegaConf.load(sweep / "multirun.yaml"), "hydra.overrides.task", default=[])
-    overrides = "-m " + " ".join(o for o in task if not o.startswith(("hydra", "resume=")))
+    overrides = escape("-m " + " ".join(o for o in task if not o.startswith(("hydra", "resume="))))
     headline = _headline(own) or _best_headline(sweep)
     command = own.get("command") or next((j.get("command") for j in jobs if j.get("command")), "?")
     return command, status, overrides, headline, f"{sum(j.get('duration_s', 0) for j in jobs):.0f}s"
@@ -99,7 +100,7 @@ def compare_runs(paths: list[Path]) -> None:
         for col in diff[0]:
             table.add_column(col, overflow="fold")
         for row in diff:
-            table.add_row(*(fmt(v) for v in row.values()))
+            table.add_row(*(escape(fmt(v)) for v in row.values()))
         console.print(table)
     else:
         console.print("config: the same")

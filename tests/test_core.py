@@ -12,7 +12,7 @@ from trends.core.checkpoint import load_checkpoint, save_checkpoint
 from trends.core.data import fetch, writable_copy_of
 from trends.core.errors import UserError
 from trends.core.seed import capture_rng, restore_rng
-from trends.core.sweep import aggregate_over_seeds
+from trends.core.sweep import aggregate_over_seeds, rich_table
 
 
 def test_fetch_verifies_the_checksum_and_moves_into_place(tmp_path):
@@ -73,3 +73,14 @@ def test_seed_aggregation_reports_mean_and_std():
     table = {r["overrides"]: r for r in aggregate_over_seeds(rows)}
     assert table["model=gcn"]["seeds"] == 2 and table["model=mlp"]["seeds"] == 2
     assert table["model=gcn"]["acc"] == "0.81 ± 0.014"
+
+
+def test_terminal_tables_show_overrides_literally():
+    # Rich reads `[vit]` as a markup tag and drops it unless the text is escaped.
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(rich_table([{"job": "0", "overrides": "models=[vit] optim.lr.vit=0.001", "acc": 0.5}],
+                             "sweep — all jobs: models=[resnet,vit]"))
+    text = console.export_text()
+    assert "models=[vit] optim.lr.vit=0.001" in text and "models=[resnet,vit]" in text

@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from helpers import TRENDS, run_dirs, summary, trends
+from helpers import REPO, TRENDS, run_dirs, summary, trends
 
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the search extra: pip install 'trends[search]'")
 
@@ -102,3 +103,26 @@ def test_search_refusals_are_one_line(workdir):
     ladder = trends("scaling", "--smoke", "-m", "hydra/sweeper=optuna", cwd=workdir)
     assert ladder.returncode == 2 and "is a sweep of its own" in ladder.stderr
     assert not (workdir / "outputs").exists() or not any((workdir / "outputs").rglob("summary.json"))
+
+
+def test_a_search_without_the_plugin_names_the_extra(workdir):
+    # The plugin made absent the way Python itself blocks an import (a None entry in sys.modules): what a machine
+    # without `pip install 'trends[search]'` sees.
+    absent = ("import sys; sys.modules['hydra_plugins.hydra_optuna_sweeper'] = None; "
+              "sys.argv = ['trends', *sys.argv[1:]]; from trends.cli.main import main; main()")
+    result = subprocess.run([TRENDS[0], "-c", absent, "gnn", "--smoke", "-m", "hparams_search=optuna"], cwd=workdir,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'trends[search]'" in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+    assert "Traceback" not in result.stderr and not (workdir / "outputs").exists()
+
+
+@pytest.mark.parametrize("demo", sorted(p.parent.parent.name for p in REPO.glob("conf/*/hparams_search/optuna.yaml")))
+def test_every_search_space_names_keys_its_demo_has(demo):
+    # A misspelt key in a search space would only fail at the first trial, minutes into a search.
+    with initialize_config_module(config_module="trends.conf", version_base="1.3"):
+        cfg = compose(demo.replace("-", "_"), overrides=["hparams_search=optuna"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    assert params and cfg.hydra.sweeper.sampler.seed is not None
+    missing = [key for key in params if OmegaConf.select(cfg, key, default="<missing>") == "<missing>"]
+    assert not missing, f"{demo}'s search space names keys its config lacks: {missing}"

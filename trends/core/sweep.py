@@ -16,6 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import UserError
@@ -102,8 +103,9 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
     if len(_metric_names(rows)) > TERMINAL_METRICS:
         console.print(f"every metric of every job: {sweep_dir / 'sweep.md'}")
     if best is not None:
+        overrides = escape(' '.join(short(o) for o in best['overrides'].split()))
         console.print(f"best job ({'lowest' if objective.lower(metric) else 'highest'} {metric}): {best['job']} "
-                      f"{' '.join(short(o) for o in best['overrides'].split())} → {fmt(best[metric])}")
+                      f"{overrides} → {fmt(best[metric])}")
     return rows
 
 
@@ -221,10 +223,11 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def rich_table(rows: list[dict], title: str, metrics: int | None = None, first: str | None = None) -> Table:
-    table = Table(title=title)
+    """The rows as a terminal table, their text taken literally: an override such as `models=[vit]` is not markup."""
+    table = Table(title=escape(title))
     columns = _columns(rows, metrics, first)
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(escape(col), overflow="fold")
     for r in rows:
-        table.add_row(*(fmt(r.get(c)) for c in columns))
+        table.add_row(*(escape(fmt(r.get(c))) for c in columns))
     return table
