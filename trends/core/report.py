@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from . import layout
 from .charts import bar_chart, line_chart
 from .errors import UserError
-from .search import Objective, best_index, history, lower_is_better, score
+from .search import Objective, best_index, history, score
 
 REPORT = "report.html"
 MAX_CHARTS = 8  # learning-curve charts per page: the metrics logged most often come first
@@ -311,10 +311,9 @@ def _config_section(path: Path) -> dict:
     return {"title": "Config", "details": {"summary": "the composed config (.hydra/config.yaml)", "text": text}}
 
 
-def best_job(jobs: list[Folder], metric: str, lower: bool | None = None) -> Folder | None:
-    """The completed job with the best value of `metric`: the lowest where `lower` (default: for losses), else the
-    highest."""
-    best = best_index(_scores(jobs, metric), lower_is_better(metric) if lower is None else lower)
+def best_job(jobs: list[Folder], metric: str, lower: bool) -> Folder | None:
+    """The completed job with the best value of `metric`: the lowest where `lower`, else the highest."""
+    best = best_index(_scores(jobs, metric), lower)
     return None if best is None else jobs[best]
 
 

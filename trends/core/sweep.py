@@ -79,7 +79,8 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
     headline = next(filter(None, (read_summary(job).get("headline") for job in job_folders(sweep_dir))), None)
     objective = Objective.of_sweep(sweep_dir)
     metric = objective.metric_of(headline)
-    best = mark_best(rows, metric, objective.lower(metric)) if metric else None
+    scores = [score(r["status"], r.get(metric)) for r in rows] if metric else []
+    best = mark_best(rows, scores, objective.lower(metric)) if metric else None
     write_csv(sweep_dir / "sweep.csv", rows)
     sections = [("Jobs", rows)]
     if any(" seed=" in f" {r['overrides']}" for r in rows):
@@ -88,7 +89,7 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
         sections.append(("Mean ± std over seeds", aggregated))
     if objective.search and metric:
         sections.append((f"Search: {metric}, the best so far after each trial",
-                         search_history(rows, metric, objective.lower(metric))))
+                         search_history(rows, metric, scores, objective.lower(metric))))
     shared = shared_overrides([r["overrides"].split() for r in rows])
     sections = [(title, [{**r, "overrides": " ".join(short(o) for o in r["overrides"].split() if o not in shared)}
                          if "overrides" in r else r for r in table]) for title, table in sections]
@@ -109,9 +110,9 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
     return rows
 
 
-def mark_best(rows: list[dict[str, Any]], metric: str, lower: bool) -> dict[str, Any] | None:
-    """Mark (column `best`) the completed job with the best `metric`, and return it."""
-    best = best_index([score(r["status"], r.get(metric)) for r in rows], lower)
+def mark_best(rows: list[dict[str, Any]], scores: list[float | None], lower: bool) -> dict[str, Any] | None:
+    """Mark (column `best`) the job with the best score (trends.core.search.score), and return it."""
+    best = best_index(scores, lower)
     if best is None:
         return None
     for i, row in enumerate(rows):
@@ -119,11 +120,11 @@ def mark_best(rows: list[dict[str, Any]], metric: str, lower: bool) -> dict[str,
     return rows[best]
 
 
-def search_history(rows: list[dict[str, Any]], metric: str, lower: bool) -> list[dict[str, Any]]:
-    """One row per trial, in the order the sweeper ran them: its value and the best value so far."""
-    values = [score(r["status"], r.get(metric)) for r in rows]
+def search_history(rows: list[dict[str, Any]], metric: str, scores: list[float | None],
+                   lower: bool) -> list[dict[str, Any]]:
+    """One row per trial, in the order the sweeper ran them: its score and the best score so far."""
     return [{"job": r["job"], "status": r["status"], metric: v, "best so far": b}
-            for r, v, b in zip(rows, values, history(values, lower))]
+            for r, v, b in zip(rows, scores, history(scores, lower))]
 
 
 def short(override: str) -> str:
