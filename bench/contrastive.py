@@ -25,11 +25,11 @@ sys.path.insert(0, str(REPO))
 from trends.contrastive.augment import two_views  # noqa: E402
 from trends.contrastive.loss import nt_xent  # noqa: E402
 from trends.contrastive.models import SimCLR  # noqa: E402
-from trends.vision.encoders import build_encoder  # noqa: E402
 from trends.contrastive.optim import build_optimizer  # noqa: E402
 from trends.core.device import describe, resolve_device  # noqa: E402
-from trends.core.precision import choose_precision  # noqa: E402
 from trends.core.modules import num_params  # noqa: E402
+from trends.core.precision import choose_precision  # noqa: E402
+from trends.vision.encoders import build_encoder  # noqa: E402
 from trends.vision.normalize import Normalize  # noqa: E402
 
 

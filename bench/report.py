@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from trends.core.report import write_report  # noqa: E402
+from trends.records.report import write_report  # noqa: E402
 
 
 def make_sweep(folder: Path) -> Path:

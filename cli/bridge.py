@@ -14,9 +14,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from trends.core import layout
-from trends.core.errors import UserError
-from trends.core.ranks import Dist
+from trends.errors import UserError
+from trends.ranks import Dist
+from trends.records import layout
 
 CONFIGS = "trends.conf"  # the package that holds conf/: Hydra reads it as pkg://trends.conf, installed or editable
 
@@ -36,7 +36,7 @@ class Demo:
     sweep: bool = False  # the command is itself a sweep (its config lists the jobs): every run is a multirun
     teacher: str | None = None  # the command learns from a finished run of this command (`teacher=RUN`)
     headline: str = ""  # the summary metric a run is judged by (a search's default objective; its name says which
-    #                     way is better: trends.core.search.direction)
+    #                     way is better: trends.records.search.direction)
 
     @property
     def available(self) -> bool:
@@ -144,7 +144,7 @@ def is_sweep_folder(path: Path) -> bool:
 
 def search_resume_hint(sweep_dir: Path) -> str | None:
     """How an interrupted search goes on (`--resume` cannot: it replays a grid, not a sampler's choices)."""
-    from trends.core.search import saved_search
+    from trends.records.search import saved_search
 
     cfg = saved_search(sweep_dir)
     if cfg is None:
@@ -222,7 +222,7 @@ def search_overrides(demo: Demo, args: list[str], *, multirun: bool) -> list[str
     """For a search (`hparams_search=optuna`, `hydra/sweeper=optuna`): check it can run, and add what the sweeper
     needs from trends — the direction of the optimised metric (unless given), and for a study stored in a database
     the trials it still owes, so that the same command again continues an interrupted search."""
-    from trends.core.search import direction, require_plugin, trials_still_owed
+    from trends.records.search import direction, require_plugin, trials_still_owed
 
     chosen = [a.split("=", 1)[1] for a in args if a.startswith(("hparams_search=", "hydra/sweeper="))]
     if not chosen or all(c in ("null", "basic") for c in chosen):
@@ -381,8 +381,8 @@ def _task(demo: Demo):
         from hydra.types import RunMode
 
         from trends.core.config import check_complete, check_override_types, check_values
-        from trends.core.run import execute
-        from trends.core.search import is_search, trial_value
+        from trends.core.execute import execute
+        from trends.records.search import is_search, trial_value
 
         hc = HydraConfig.get()
         overrides = list(hc.overrides.task)

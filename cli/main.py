@@ -89,9 +89,9 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from trends.core.errors import Diverged, RunInterrupted, UserError
-    from trends.core.ranks import Dist
-    from trends.core.search import TrialFailed
+    from trends.errors import Diverged, RunInterrupted, UserError
+    from trends.ranks import Dist
+    from trends.records.search import TrialFailed
 
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
     rank = bridge.torchrun_rank()
@@ -143,7 +143,7 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
 
 def _with_teacher(demo: Demo, overrides: list[str], *, smoke: bool, debug: bool) -> list[str]:
     """bridge.with_teacher, with a teacher trained through this CLI (progress, messages) where one is needed."""
-    from trends.core.errors import UserError
+    from trends.errors import UserError
 
     def train(command: str, teacher_overrides: list[str]) -> None:
         code = _launch(demo_named(command), teacher_overrides, epochs=None, smoke=False, multirun=False,
@@ -165,7 +165,7 @@ def demo_named(command: str) -> Demo:
 
 def _analyse(demo: Demo, sweep_dir: Path, overrides: list[str], debug: bool) -> int:
     """`trends scaling --from SWEEP [scaling.…=…]`: the analysis alone, with the demo's settings (and overrides)."""
-    from trends.core.errors import UserError
+    from trends.errors import UserError
 
     try:
         settings = bridge.compose_config(demo, overrides).scaling
@@ -214,7 +214,7 @@ def sample(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Generate text from a trained `trends lm` run."""
-    from trends.core.errors import UserError
+    from trends.errors import UserError
 
     try:
         from trends.text.sample import sample_from_run
@@ -233,8 +233,8 @@ def report(
                                        help="Where to write (default: FOLDER/report.html; for several: compare.html)."),
 ) -> None:
     """One self-contained HTML page of a run, a sweep (mean ± std over seeds), or runs side by side."""
-    from trends.core.errors import UserError
-    from trends.core.report import write_report
+    from trends.errors import UserError
+    from trends.records.report import write_report
 
     try:
         written = write_report(paths, out)
@@ -255,7 +255,7 @@ def tour(
     import shutil
 
     from trends.cli.tour import run_tour
-    from trends.core.errors import UserError
+    from trends.errors import UserError
 
     mode = "smoke" if smoke else "quick" if quick else "full"
     folder = bridge.outputs_root() / ("tour" if mode == "full" else f"tour-{mode}")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from trends.core.layout import job_folders, read_summary
+from trends.records.layout import job_folders, read_summary
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -65,8 +65,8 @@ def _headline(s: dict) -> str:
 
 
 def _best_headline(sweep: Path) -> str:
-    from trends.core.report import Folder, best_job
-    from trends.core.search import Objective
+    from trends.records.report import Folder, best_job
+    from trends.records.search import Objective
 
     jobs = [Folder(j) for j in job_folders(sweep)]
     objective = Objective.of_sweep(sweep)
@@ -77,7 +77,7 @@ def _best_headline(sweep: Path) -> str:
 
 def compare_runs(paths: list[Path]) -> None:
     """`trends runs compare A B …`: the runs' headlines, the config keys that differ, every metric side by side."""
-    from trends.core.report import Folder, config_diff, fmt
+    from trends.records.report import Folder, config_diff, fmt
 
     runs = [Folder(Path(p)) for p in paths]
     for run in runs:

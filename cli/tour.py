@@ -22,9 +22,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from trends.api import Record
-from trends.core import layout
 from trends.core.data import data_root
-from trends.core.errors import UserError
+from trends.errors import UserError
+from trends.records import layout
 
 MODES = ("full", "quick", "smoke")
 
@@ -196,7 +196,7 @@ def _model(job: Record) -> str:
 
 
 def write_page(folder: Path, chosen: list[dict], state: dict, mode: str) -> Path:
-    from trends.core.report import render
+    from trends.records.report import render
 
     sections = []
     for stage in chosen:
@@ -252,7 +252,7 @@ def _load_state(folder: Path) -> dict:
 
 
 def _save_state(folder: Path, state: dict) -> None:
-    from trends.core.run import write_json_atomic
+    from trends.records.layout import write_json_atomic
 
     write_json_atomic(folder / "tour.json", state)
 

@@ -10,9 +10,9 @@ import torch
 
 from trends.core.checkpoint import load_checkpoint, save_checkpoint
 from trends.core.data import fetch, writable_copy_of
-from trends.core.errors import UserError
+from trends.errors import UserError
 from trends.core.seed import capture_rng, restore_rng
-from trends.core.sweep import aggregate_over_seeds, rich_table
+from trends.records.tables import aggregate_over_seeds, rich_table
 
 
 def test_fetch_verifies_the_checksum_and_moves_into_place(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trends.core.errors import UserError
+from trends.errors import UserError
 from trends.text.encoded import encode_file
 
 # Every kind of UTF-8 sequence (1 to 4 bytes) and a Windows line ending, which Python's text reading makes \n.

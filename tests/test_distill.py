@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from helpers import TRENDS, ctrl_c_after_first_checkpoint, shared, summary, trends
-from trends.core.errors import UserError
+from trends.errors import UserError
 from trends.distill.loss import distillation_loss
 from trends.distill.student import chosen_blocks, init_from_teacher, student_shape
 from trends.distill.teacher import Teacher

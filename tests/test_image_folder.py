@@ -10,7 +10,7 @@ from helpers import run_dirs, summary, trends
 from omegaconf import OmegaConf
 from PIL import Image
 
-from trends.core.errors import UserError
+from trends.errors import UserError
 from trends.vision.data import load_image_sets
 
 # A seconds-long contrastive run on a folder of ~20 images per class (the smoke preset, sized for them).

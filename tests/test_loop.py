@@ -10,9 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from trends.core.errors import Diverged, RunInterrupted, UserError
+from trends.errors import Diverged, RunInterrupted, UserError
 from trends.core.loop import Loop, LossWindow, TrainState
-from trends.core.run import Run
+from trends.records.run import Run
 from trends.core.schedule import warmup_cosine
 
 

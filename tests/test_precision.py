@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from helpers import run_dirs, summary, trends
 from trends.core.attention import attention
-from trends.core.errors import UserError
+from trends.errors import UserError
 from trends.core.precision import choose_precision, cpu_bf16_matmul
 
 CPU = torch.device("cpu")

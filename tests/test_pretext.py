@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from helpers import TRENDS, cifar_sample, ctrl_c_after_first_checkpoint, run_dirs, summary, trends
-from trends.core.errors import UserError
+from trends.errors import UserError
 from trends.pretext.grid import Grid
 from trends.pretext.jigsaw import Jigsaw, min_hamming, permutation_set
 from trends.pretext.relative_position import CENTRE, NEIGHBOUR_CELLS, POSITIONS, RelativePosition, position_label

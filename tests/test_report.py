@@ -10,7 +10,7 @@ import re
 import pytest
 
 from helpers import CHROMIUM, in_chromium, summary, trends
-from trends.core.report import Folder, config_diff
+from trends.records.report import Folder, config_diff
 
 SWEEP = ["--smoke", "-m", "model.n_embd=16,32", "seed=0,1", "train.steps=6", "train.eval_every=3"]
 
@@ -103,7 +103,7 @@ def test_tensorboard_without_the_extra_is_one_line_naming_it(workdir):
 
 def test_the_python_entry_runs_a_demo_and_returns_its_record(workdir):
     from trends import run
-    from trends.core.errors import UserError
+    from trends.errors import UserError
 
     record = run("lm", "model.n_embd=16", smoke=True)
     assert record.status == "completed" and record.headline[0] == "best_val_loss"

@@ -5,16 +5,16 @@
     r.headline, r.metrics["test_acc"], r.curve("val", "acc"), r.plots, r.report
     s = run("gnn", "seed=0,1,2", multirun=True)  # a sweep: s.jobs holds one record per job
 
-Bad input raises trends.core.errors.UserError with the CLI's one-line message; a failed run raises its error.
+Bad input raises trends.errors.UserError with the CLI's one-line message; a failed run raises its error.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trends.core import layout
-from trends.core.errors import UserError
+from trends.errors import UserError
+from trends.records import layout
+from trends.records.metrics import read_metrics
 
 
 @dataclass
@@ -30,9 +30,7 @@ class Record:
     @classmethod
     def load(cls, path: Path) -> Record:
         path = Path(path)
-        metrics = path / layout.METRICS
-        records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] \
-            if metrics.is_file() else []
+        records = read_metrics(path)
         report = path / "report.html"
         jobs = [cls.load(j) for j in layout.job_folders(path)] if (path / "multirun.yaml").is_file() else []
         return cls(path, layout.read_summary(path), records, sorted((path / layout.PLOTS).glob("*.png")),

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from omegaconf import DictConfig
 
-from trends.core.errors import UserError
+from trends.errors import UserError
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

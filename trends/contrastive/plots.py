@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from trends.core.plots import plt, save
+from trends.records.plots import plt, save
 
 
 def view_pairs(path: Path, originals: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> Path:

@@ -23,14 +23,14 @@ from trends.contrastive.augment import two_views
 from trends.contrastive.loss import nt_xent
 from trends.contrastive.models import SimCLR
 from trends.contrastive.optim import build_optimizer
-from trends.core import plots
 from trends.core.device import describe
 from trends.core.distributed import data_parallel, gather_with_gradient
 from trends.core.loop import Loop, LossWindow
 from trends.core.modules import num_params
-from trends.core.run import Run
 from trends.core.schedule import warmup_cosine, whole_epochs
 from trends.core.seed import seed_everything
+from trends.records import plots
+from trends.records.run import Run
 from trends.vision.data import skipped_files
 from trends.vision.evaluate import embedding_plot, fresh_encoder, frozen_evaluation, knn_eval, knn_plot
 from trends.vision.normalize import Normalize

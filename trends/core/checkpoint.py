@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from trends.errors import UserError
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

@@ -7,7 +7,7 @@ import fnmatch
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .errors import UserError
+from trends.errors import UserError
 
 
 def check_complete(cfg: DictConfig) -> None:

@@ -13,7 +13,7 @@ import sys
 import urllib.error
 from pathlib import Path
 
-from .errors import UserError
+from trends.errors import UserError
 
 
 def cache_dir() -> Path:

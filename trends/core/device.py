@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 
+from trends.errors import UserError
+
 from .data import cache_dir
-from .errors import UserError
 
 
 def resolve_device(name: str) -> torch.device:

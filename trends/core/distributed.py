@@ -11,8 +11,8 @@ import torch.distributed as dist
 import torch.distributed.nn.functional as collectives
 import torch.nn as nn
 
-from .errors import UserError
-from .ranks import Dist
+from trends.errors import UserError
+from trends.ranks import Dist
 
 
 def init_distributed(device: torch.device) -> tuple[Dist, torch.device]:

@@ -32,13 +32,14 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from trends.errors import Diverged, RunInterrupted, UserError
+from trends.records.run import Run
+
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
 from .distributed import any_rank, gather_objects, init_distributed, mean_across_ranks, rank_entry
-from .errors import Diverged, RunInterrupted, UserError
 from .precision import choose_precision
 from .progress import Progress
-from .run import Run
 from .seed import capture_rng, restore_rng
 
 log = logging.getLogger("trends")

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .errors import UserError
+from trends.errors import UserError
 
 
 def total_steps(train, steps_per_epoch: float, prefer: str = "steps") -> int:

@@ -13,13 +13,13 @@ import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
-from trends.core import layout
 from trends.core.device import resolve_device
-from trends.core.errors import UserError
-from trends.core.run import write_json_atomic
-from trends.core.sweep import markdown_table, rich_table, write_csv
 from trends.distill import plots
 from trends.distill.students import Cohort, Student, cohorts, load_students
+from trends.errors import UserError
+from trends.records import layout
+from trends.records.layout import write_json_atomic
+from trends.records.tables import markdown_table, rich_table, write_csv
 from trends.text.sample import generation_speed, load_gpt_run
 
 log = logging.getLogger("trends.distill")

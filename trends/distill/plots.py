@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trends.core.plots import plt, save
 from trends.distill.students import Cohort
+from trends.records.plots import plt, save
 
 COLOURS = {"teacher": "black", "scratch": "tab:grey", "soft_targets": "tab:blue", "distilbert": "tab:orange"}
 

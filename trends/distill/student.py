@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
-from trends.core.errors import UserError
 from trends.distill.teacher import Teacher
+from trends.errors import UserError
 from trends.text.model import GPT
 
 

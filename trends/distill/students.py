@@ -2,13 +2,13 @@
 method of one variant, over the seeds), from each job's summary.json and metrics.jsonl."""
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trends.core import layout
-from trends.core.sweep import mean_curve
+from trends.records import layout
+from trends.records.metrics import read_metrics
+from trends.records.tables import mean_curve
 
 
 @dataclass
@@ -82,8 +82,4 @@ def _varying_keys(override_lists: list[list[str]]) -> set[str]:
 
 
 def _val_curve(job: Path) -> list[tuple[int, float]]:
-    path = job / layout.METRICS
-    if not path.is_file():
-        return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [(r["step"], r["loss"]) for r in records if r.get("split") == "val"]
+    return [(r["step"], r["loss"]) for r in read_metrics(job, "val")]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from trends.core import layout
-from trends.core.errors import UserError
+from trends.errors import UserError
+from trends.records import layout
 from trends.text.model import GPT
 from trends.text.sample import load_gpt_run
 

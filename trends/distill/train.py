@@ -16,12 +16,12 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from trends.core.distributed import Dist
-from trends.core.errors import UserError
 from trends.core.precision import Precision
-from trends.core.run import Run
 from trends.distill.loss import distillation_loss
 from trends.distill.student import chosen_blocks, init_from_teacher, student_shape
 from trends.distill.teacher import Teacher, load_teacher
+from trends.errors import UserError
+from trends.records.run import Run
 from trends.text.data import Corpus
 from trends.text.model import GPT
 from trends.text.training import Objective, estimate_losses, train_gpt

@@ -16,15 +16,15 @@ from omegaconf import DictConfig
 from torch_geometric.data import Batch
 from torch_geometric.loader import DataLoader
 
-from trends.core import plots
 from trends.core.device import describe
 from trends.core.loop import Loop, TrainState
 from trends.core.modules import num_params
 from trends.core.precision import Precision
-from trends.core.run import Run
 from trends.core.seed import derive_seed
 from trends.gnn.data import load_graph_dataset, stratified_folds
 from trends.gnn.models import GraphNet, param_groups
+from trends.records import plots
+from trends.records.run import Run
 
 log = logging.getLogger("trends.gnn")
 

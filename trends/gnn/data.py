@@ -20,7 +20,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import erdos_renyi_graph, stochastic_blockmodel_graph, to_torch_csr_tensor, to_undirected
 
 from trends.core.data import cache_dir, data_root, is_writable
-from trends.core.errors import UserError
+from trends.errors import UserError
 
 # torch_geometric's raw file names (the first two of TU's are the ones it checks; the others are read if present).
 PLANETOID_FILES = ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig
 
-from trends.core import plots
-from trends.core.run import Run
+from trends.records import plots
+from trends.records.run import Run
 
 
 def node_plots(run: Run, cfg: DictConfig, model, task, graph) -> None:

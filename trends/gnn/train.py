@@ -18,17 +18,17 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from trends.core.device import describe
-from trends.core.errors import UserError
 from trends.core.loop import Loop, TrainState
 from trends.core.modules import num_params
 from trends.core.precision import Precision
-from trends.core.run import Run
 from trends.core.schedule import whole_epochs
 from trends.core.seed import seed_everything
+from trends.errors import UserError
 from trends.gnn import plots
 from trends.gnn.crossval import FoldsState, cross_validate
 from trends.gnn.data import NodeTask, load_node_task
 from trends.gnn.models import NodeNet, param_groups
+from trends.records.run import Run
 
 log = logging.getLogger("trends.gnn")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from trends.core.run import Run
+from trends.records.run import Run
 from trends.text.training import train_gpt
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from trends.core.errors import UserError
+from trends.errors import UserError
 from trends.vision.augment import uniform_ints
 
 REFERENCE_SIDE = 32  # the side the configured pixel sizes are meant for

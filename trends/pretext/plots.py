@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from trends.core.plots import plt, save
 from trends.pretext.relative_position import CENTRE, NEIGHBOUR_CELLS
+from trends.records.plots import plt, save
 
 RIGHT, WRONG = "tab:green", "tab:red"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from trends.core.errors import UserError
+from trends.errors import UserError
 
 ROTATIONS = ("0°", "90°", "180°", "270°")  # counter-clockwise, as torch.rot90
 

@@ -19,21 +19,21 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from trends.core import plots
 from trends.core.device import describe
 from trends.core.distributed import data_parallel
-from trends.core.errors import UserError
 from trends.core.loop import Loop, LossWindow
 from trends.core.modules import num_params
-from trends.core.run import Run
 from trends.core.schedule import warmup_cosine, whole_epochs
 from trends.core.seed import seed_everything
+from trends.errors import UserError
 from trends.pretext import plots as task_plots
 from trends.pretext.grid import Grid
 from trends.pretext.jigsaw import Jigsaw
 from trends.pretext.model import PretextModel
 from trends.pretext.relative_position import RelativePosition
 from trends.pretext.rotation import Rotation
+from trends.records import plots
+from trends.records.run import Run
 from trends.vision.augment import random_crop_flip, resized_crop_flip
 from trends.vision.data import skipped_files
 from trends.vision.evaluate import embedding_plot, fresh_encoder, frozen_evaluation, knn_eval, knn_plot

@@ -11,10 +11,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from trends.core import layout
-from trends.core.errors import UserError
-from trends.core.run import write_json_atomic
-from trends.core.sweep import markdown_table, rich_table, write_csv
+from trends.errors import UserError
+from trends.records import layout
+from trends.records.layout import write_json_atomic
+from trends.records.tables import markdown_table, rich_table, write_csv
 from trends.scaling import plots
 from trends.scaling.fit import fit_power_law, fit_with_uncertainty
 from trends.scaling.isoflop import optimum_exponent, valley

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import FormatStrFormatter
 
-from trends.core.plots import plt, save
+from trends.records.plots import plt, save
 from trends.scaling.fit import PowerLaw
 from trends.scaling.isoflop import Valley
 from trends.scaling.reach import Famous, duration

@@ -3,15 +3,15 @@ its composed config (.hydra/config.yaml) and its metrics.jsonl. Works for `trend
 `trends lm -m` sweep over sizes (`trends scaling --from`)."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from trends.core import layout
-from trends.core.errors import UserError
+from trends.errors import UserError
+from trends.records import layout
+from trends.records.metrics import read_metrics
 from trends.scaling.train import meta_model
 
 
@@ -76,7 +76,7 @@ def _rung(job: Path, summary: dict) -> Rung:
     cfg = OmegaConf.load(job / ".hydra" / "config.yaml")
     metrics = summary["metrics"]
     tokens = summary["total_steps"] * summary["tokens_per_step"]
-    records = [json.loads(line) for line in (job / layout.METRICS).read_text().splitlines() if line.strip()]
+    records = read_metrics(job)
     split = "val" if sum(r["split"] == "val" for r in records) >= 2 else "step"
     curve = [(r["step"] * summary["tokens_per_step"], r["loss"]) for r in records if r["split"] == split]
     sample = job / "samples.txt"

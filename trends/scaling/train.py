@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from trends.core.errors import UserError
-from trends.core.run import Run
+from trends.errors import UserError
+from trends.records.run import Run
 from trends.text.model import GPT, GPTConfig
 from trends.text.training import train_gpt
 

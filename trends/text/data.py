@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 
 from trends.core.data import data_root, fetch, writable_copy_of
-from trends.core.errors import UserError
+from trends.errors import UserError
 from trends.text.encoded import Ids, encode_file
 
 

@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from trends.core.data import cache_dir
-from trends.core.errors import UserError
+from trends.errors import UserError
 
 log = logging.getLogger("trends.text")
 

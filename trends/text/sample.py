@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from trends.core import layout
 from trends.core.checkpoint import load_checkpoint
 from trends.core.device import resolve_device
-from trends.core.errors import UserError
+from trends.errors import UserError
+from trends.records import layout
 from trends.text.data import Corpus
 from trends.text.model import GPT, GPTConfig
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from trends.core import plots
 from trends.core.device import describe, measure_peak_flops
 from trends.core.distributed import Dist, sum_across_ranks
 from trends.core.loop import Loop, LossWindow, TrainState
 from trends.core.precision import Precision
-from trends.core.run import Run
 from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
 from trends.core.seed import seed_everything
+from trends.records import plots
+from trends.records.run import Run
 from trends.text.data import Corpus, load_corpus, random_windows
 from trends.text.model import GPT, GPTConfig
 

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from trends.core.data import cache_dir, data_root, is_writable
-from trends.core.errors import UserError
+from trends.errors import UserError
 from trends.vision import image_folder
 
 

@@ -52,6 +52,6 @@ def build_encoder(cfg: DictConfig) -> nn.Module:
         return SmallCNN(cfg.stem, list(cfg.widths), cfg.stem_stride)
     if cfg.encoder == "resnet18":
         return resnet18_cifar()
-    from trends.core.errors import UserError
+    from trends.errors import UserError
 
     raise UserError(f"model.encoder={cfg.encoder} is not known; use small_cnn or resnet18")

@@ -21,9 +21,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from trends.core import plots
 from trends.core.distributed import broadcast_buffers, gather_rows
-from trends.core.ranks import Dist
+from trends.ranks import Dist
+from trends.records import plots
 from trends.vision.augment import random_crop_flip
 from trends.vision.data import ImageSet
 from trends.vision.encoders import build_encoder

@@ -16,7 +16,7 @@ import torch
 
 from trends.core.checkpoint import save_checkpoint
 from trends.core.data import cache_dir
-from trends.core.errors import UserError
+from trends.errors import UserError
 
 log = logging.getLogger(__name__)
 

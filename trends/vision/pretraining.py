@@ -7,10 +7,10 @@ from typing import Iterator
 
 import torch
 
-from trends.core.errors import UserError
 from trends.core.loop import TrainState
-from trends.core.ranks import Dist
 from trends.core.seed import derive_seed
+from trends.errors import UserError
+from trends.ranks import Dist
 
 
 @dataclass

@@ -9,8 +9,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from trends.core import plots
-from trends.core.run import Run
+from trends.records import plots
+from trends.records.run import Run
 
 log = logging.getLogger("trends.vit_vs_cnn")
 CNN, VIT = "resnet", "vit"

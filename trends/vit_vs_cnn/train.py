@@ -23,14 +23,14 @@ from omegaconf import DictConfig, ListConfig
 
 from trends.core.device import describe, measure_peak_flops
 from trends.core.distributed import Dist, broadcast_buffers, data_parallel, sum_across_ranks
-from trends.core.errors import UserError
 from trends.core.loop import Loop, LossWindow, TrainState
-from trends.core.precision import Precision
 from trends.core.modules import num_params
+from trends.core.precision import Precision
 from trends.core.progress import Progress
-from trends.core.run import Run
 from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
 from trends.core.seed import derive_seed, seed_everything
+from trends.errors import UserError
+from trends.records.run import Run
 from trends.vision.augment import random_crop_flip
 from trends.vision.data import ImageSet, load_image_sets, skipped_files
 from trends.vision.normalize import Normalize

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import logging
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -20,11 +21,15 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from omegaconf import OmegaConf
 
+from trends.errors import UserError
+
 from . import layout
 from .charts import bar_chart, line_chart
-from .errors import UserError
+from .metrics import read_metrics
 from .search import Objective, best_index, history, score
+from .tables import job_rows, mean_curve, shared_overrides, short
 
+log = logging.getLogger(__name__)
 REPORT = "report.html"
 MAX_CHARTS = 8  # learning-curve charts per page: the metrics logged most often come first
 NOT_CURVES = {"step", "epoch", "split", "time", "elapsed"}
@@ -41,10 +46,7 @@ class Folder:
 
     @cached_property
     def records(self) -> list[dict]:
-        metrics = self.path / layout.METRICS
-        if not metrics.is_file():
-            return []
-        return [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        return read_metrics(self.path)
 
     @cached_property
     def config(self) -> dict[str, Any]:
@@ -137,8 +139,6 @@ def run_page(path: Path) -> dict:
 
 
 def sweep_page(path: Path) -> dict:
-    from .sweep import job_rows, shared_overrides, short
-
     sweep = Folder(path)
     jobs = [Folder(j) for j in layout.job_folders(path)]
     rows = job_rows(path)
@@ -242,8 +242,6 @@ def config_diff(runs: list[Folder]) -> list[dict]:
 
 def group_by_variant(jobs: list[Folder]) -> dict[str, list[Folder]]:
     """Completed jobs grouped by their overrides without the seed (and without overrides every job shares)."""
-    from .sweep import shared_overrides
-
     completed = [j for j in jobs if j.summary.get("status") == "completed"]
     shared = shared_overrides([j.overrides for j in completed])
     groups: dict[str, list[Folder]] = {}
@@ -282,8 +280,6 @@ def curve_of(headline: str, jobs: list[Folder]) -> tuple[str, str] | None:
 
 def grouped_curves(groups: dict[str, list[Folder]], metric: str, split: str) -> str:
     """Mean ± std over each variant's seeds of one curve, at the steps all of its jobs logged."""
-    from .sweep import mean_curve
-
     series, spread = {}, {}
     for variant, members in groups.items():
         steps, means, stds = mean_curve([j.curves.get(metric, {}).get(split, ([], [])) for j in members])
@@ -373,7 +369,7 @@ def fmt(value: Any) -> str:
 
 
 def render(page: dict) -> str:
-    env = Environment(loader=PackageLoader("trends.core", "."), autoescape=select_autoescape(["j2", "html"]))
+    env = Environment(loader=PackageLoader("trends.records", "."), autoescape=select_autoescape(["j2", "html"]))
     env.globals["fmt"] = fmt
     template = env.get_template("report.html.j2")
     return template.render(generated=datetime.now().strftime("%Y-%m-%d %H:%M"), **page)
@@ -389,3 +385,11 @@ def _number(text: str) -> Any:
     except (TypeError, ValueError):
         return text
     return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+def write_report_safely(folder: Path) -> None:
+    """report.html for a run or sweep folder; a report that cannot be written costs a warning, never the record."""
+    try:
+        write_report([folder])
+    except Exception as err:  # noqa: BLE001 — the run's own files are written; the page is a view of them
+        log.warning("report.html not written: %s: %s", type(err).__name__, err)

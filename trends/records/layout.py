@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 CHECKPOINT = Path("checkpoints") / "last.pt"  # the model parts, the training state, every rank's RNG streams
 METRICS = "metrics.jsonl"  # one JSON object per logged point
@@ -27,3 +29,15 @@ def job_folders(sweep_dir: Path) -> list[Path]:
     `<sweep>/0_scratch`), in job order."""
     return sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.split("_", 1)[0].isdigit()),
                   key=lambda p: int(p.name.split("_", 1)[0]))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=jsonable) + "\n")
+    os.replace(tmp, path)
+
+
+def jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

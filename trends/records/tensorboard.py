@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .errors import UserError
+from trends.errors import UserError
 
 FOLDER = "tensorboard"
 

@@ -1,29 +1,21 @@
 """The table at the end of a Hydra multirun: every job's overrides, status and headline metrics, the best job
 marked, plus mean ± std over seeds and, for a search, its history (the best value so far after each trial).
-Written as CSV and Markdown into the sweep folder and printed with rich.
-
-Loaded by Hydra as a callback (conf/common.yaml), so it must stay free of torch imports.
-"""
+Written as CSV and Markdown into the sweep folder and printed with rich; the tables of the demos' own analyses use
+the same writers."""
 from __future__ import annotations
 
 import csv
-import importlib
-import logging
 import statistics
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import UserError
-from .layout import SUMMARY, job_folders, read_summary
+from .layout import job_folders, read_summary
 from .search import Objective, best_index, history, score
 
-log = logging.getLogger("trends")
 TERMINAL_METRICS = 6  # metric columns the printed table shows (the files hold them all)
 
 
@@ -111,7 +103,7 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
 
 
 def mark_best(rows: list[dict[str, Any]], scores: list[float | None], lower: bool) -> dict[str, Any] | None:
-    """Mark (column `best`) the job with the best score (trends.core.search.score), and return it."""
+    """Mark (column `best`) the job with the best score (trends.records.search.score), and return it."""
     best = best_index(scores, lower)
     if best is None:
         return None
@@ -142,48 +134,6 @@ def shared_overrides(override_lists: list[list[str]]) -> list[str]:
     if len(override_lists) < 2:
         return []
     return [o for o in override_lists[0] if all(o in others for others in override_lists[1:])]
-
-
-class SweepTable(Callback):
-    """Hydra callback: write and print the sweep table, and the sweep's report.html, once all jobs are done."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Hydra's grid sweeper records the sweep's config as multirun.yaml; other sweepers (Optuna's) do not, and
-        `--resume`, the report and the search's objective read it: written here for every sweeper."""
-        record = Path(config.hydra.sweep.dir) / "multirun.yaml"
-        if not record.exists():
-            record.parent.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(config, record)
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from .run import write_report_safely
-
-        write_tables(Path(config.hydra.sweep.dir))
-        write_report_safely(Path(config.hydra.sweep.dir))
-
-
-class SweepAnalysis(Callback):
-    """Hydra callback: a demo's own analysis of the whole sweep once its last job has ended, in the launching process,
-    so every launcher gets it (`trends scaling`'s fit, `trends distill`'s comparison). `analysis` names a function
-    `(sweep_dir, config)`, imported only when the sweep ends (it may need torch). Hydra only warns when a callback
-    raises: the error is written as the sweep's failed summary.json instead, and the CLI reports it."""
-
-    def __init__(self, analysis: str, command: str):
-        self.analysis, self.command = analysis, command
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from .run import write_json_atomic
-
-        module, _, name = self.analysis.rpartition(".")
-        sweep_dir = Path(config.hydra.sweep.dir)
-        try:
-            getattr(importlib.import_module(module), name)(sweep_dir, config)
-        except Exception as err:  # noqa: BLE001 — whatever it was, the sweep's summary says so
-            if not isinstance(err, UserError):
-                log.exception("the analysis of %s failed", sweep_dir)
-            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-            write_json_atomic(sweep_dir / SUMMARY, {"status": "failed", "command": self.command,
-                                                   "error": f"the analysis: {reason}"})
 
 
 def _metric_names(rows: list[dict]) -> list[str]:

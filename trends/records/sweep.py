@@ -1,0 +1,58 @@
+"""Hydra callbacks of a sweep (conf/common.yaml, and the sweep demos' configs): the table and report once all jobs
+are done, and a demo's own analysis of the whole sweep. Hydra loads them in the launching process, so they stay free
+of torch imports."""
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from trends.errors import UserError
+
+from .layout import SUMMARY, write_json_atomic
+from .report import write_report_safely
+from .tables import write_tables
+
+log = logging.getLogger("trends")
+
+
+class SweepTable(Callback):
+    """Hydra callback: write and print the sweep table, and the sweep's report.html, once all jobs are done."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Hydra's grid sweeper records the sweep's config as multirun.yaml; other sweepers (Optuna's) do not, and
+        `--resume`, the report and the search's objective read it: written here for every sweeper."""
+        record = Path(config.hydra.sweep.dir) / "multirun.yaml"
+        if not record.exists():
+            record.parent.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(config, record)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        write_tables(Path(config.hydra.sweep.dir))
+        write_report_safely(Path(config.hydra.sweep.dir))
+
+
+class SweepAnalysis(Callback):
+    """Hydra callback: a demo's own analysis of the whole sweep once its last job has ended, in the launching process,
+    so every launcher gets it (`trends scaling`'s fit, `trends distill`'s comparison). `analysis` names a function
+    `(sweep_dir, config)`, imported only when the sweep ends (it may need torch). Hydra only warns when a callback
+    raises: the error is written as the sweep's failed summary.json instead, and the CLI reports it."""
+
+    def __init__(self, analysis: str, command: str):
+        self.analysis, self.command = analysis, command
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        module, _, name = self.analysis.rpartition(".")
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            getattr(importlib.import_module(module), name)(sweep_dir, config)
+        except Exception as err:  # noqa: BLE001 — whatever it was, the sweep's summary says so
+            if not isinstance(err, UserError):
+                log.exception("the analysis of %s failed", sweep_dir)
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            write_json_atomic(sweep_dir / SUMMARY, {"status": "failed", "command": self.command,
+                                                   "error": f"the analysis: {reason}"})
