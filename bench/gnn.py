@@ -20,9 +20,9 @@ import torch.nn.functional as F  # noqa: E402
 from hydra import compose, initialize_config_module  # noqa: E402
 from torch_geometric.nn import GATConv, GCNConv  # noqa: E402
 
-from trends.cli.bridge import CONFIGS  # noqa: E402
 from trends.gnn.data import load_node_task  # noqa: E402
 from trends.gnn.models import NodeNet, param_groups  # noqa: E402
+from trends.launch import CONFIGS  # noqa: E402
 
 
 # -- the reference: torch_geometric's example recipes, as written there ----------------------------------------

@@ -1,40 +1,20 @@
-"""`trends`: one subcommand per demo, plus `sample` and `runs`.
+"""`trends`: one subcommand per demo (trends.launch.DEMOS), plus `sample`, `report`, `tour` and `runs`.
 
 Demo options (`--epochs`, `--smoke`, `-m`, `--cfg`, `--resume`) become Hydra overrides; everything else on the line
-is a Hydra override itself (`model.n_layer=6`, `data=text`, `seed=0,1`).
+is a Hydra override itself (`model.n_layer=6`, `data=text`, `seed=0,1`). The launch (trends.launch) does the rest;
+this module parses, prints and sets exit codes.
 """
 from __future__ import annotations
 
 import os
-import re
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from trends.cli import bridge
-from trends.cli.bridge import Demo
-
-DEMOS = [
-    Demo("contrastive", "contrastive", "trends.contrastive.train",
-         "SimCLR self-supervised learning, evaluated with kNN and a linear probe.", 4, headline="knn_acc"),
-    Demo("gnn", "gnn", "trends.gnn.train", "Graph neural networks on citation graphs and molecules.", 3,
-         headline="test_acc"),
-    Demo("lm", "lm", "trends.lm.train", "A character-level GPT on Tiny Shakespeare (or any text file).", 2,
-         headline="best_val_loss"),
-    Demo("scaling", "scaling", "trends.scaling.train",
-         "Language models get bigger: a ladder of GPT sizes and the power law of their losses.", 13, sweep=True),
-    Demo("distill", "distill", "trends.distill.train",
-         "Small distilled language models: students of a `trends lm` teacher, from scratch, soft targets, DistilBERT.",
-         14, sweep=True, teacher="lm"),
-    Demo("pretext", "pretext", "trends.pretext.train",
-         "Self-supervised pretext tasks: where a patch lies, rotation, jigsaw; evaluated like contrastive.", 12,
-         headline="knn_acc"),
-    Demo("vit-vs-cnn", "vit_vs_cnn", "trends.vit_vs_cnn.train",
-         "Vision Transformer against a CNN on growing fractions of the data.", 5,
-         headline="gap"),  # gap/<largest fraction>: the CNN's lead
-]
+from trends import launch
+from trends.launch import DEMOS, Demo
 
 app = typer.Typer(help="Run the deep-learning trends of recent years on your own machine.",
                   no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
@@ -72,29 +52,24 @@ def _add_demo(demo: Demo) -> None:
                 _fail(f"--from is an option of `trends scaling`, not of `trends {demo.command}`")
             raise typer.Exit(_analyse(demo, source, list(overrides or []), debug=debug))
         overrides = list(overrides or [])
-        if demo.teacher and resume is None and not cfg:
-            overrides = _with_teacher(demo, overrides, smoke=smoke, debug=debug)
-        # A command that is a sweep runs as one, except under torchrun: there its processes train one job together
-        # (the config's own values, e.g. one distill student), since a sweep cannot share one process group.
-        whole_sweep = demo.sweep and bridge.torchrun_rank() is None
-        code = _launch(demo, overrides, epochs=epochs, smoke=smoke, multirun=multirun or whole_sweep,
-                       print_cfg=cfg, resume=resume, debug=debug)
+        if resume is None and not cfg:
+            overrides = _before_launch(demo, overrides, smoke=smoke, debug=debug)
+        code = _launch(demo, overrides, epochs=epochs, smoke=smoke, multirun=multirun, print_cfg=cfg, resume=resume,
+                       debug=debug)
         raise typer.Exit(code)
 
     app.command(name=demo.command, help=demo.help)(command)
 
 
-def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
-    """Run through Hydra; map every way it can end to an exit code and at most two lines of explanation."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
+def _launch(demo: Demo, overrides: list[str], *, epochs: float | None, smoke: bool, multirun: bool, print_cfg: bool,
+            resume: Path | None, debug: bool) -> int:
+    """Launch (trends.launch); map every way it can end to an exit code and at most two lines of explanation."""
     from trends.errors import Diverged, RunInterrupted, UserError
     from trends.ranks import Dist
     from trends.records.search import TrialFailed
 
     show_traceback = debug or os.environ.get("HYDRA_FULL_ERROR") == "1"
-    rank = bridge.torchrun_rank()
+    rank = launch.torchrun_rank()
 
     def say(text: str) -> None:  # under torchrun every rank has the same story: rank 0 tells it
         if not rank:
@@ -102,9 +77,13 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
 
     run_dir = None
     try:
-        argv, run_dir = bridge.hydra_argv(demo, overrides, **options)
-        bridge.run_hydra(demo, argv, quiet=not show_traceback)
-        failed = bridge.failed_sweep_analysis(run_dir) if demo.sweep else None
+        if print_cfg:
+            typer.echo(launch.composed_yaml(demo, overrides, epochs=epochs, smoke=smoke, resume=resume), nl=False)
+            return 0
+        plan = launch.prepare(demo, overrides, epochs=epochs, smoke=smoke, multirun=multirun, resume=resume)
+        run_dir = plan.folder
+        launch.start(plan, quiet=not show_traceback)
+        failed = launch.failed_sweep_analysis(run_dir) if demo.sweep else None
         if failed:
             say(f"error: {failed}")
             return 1
@@ -112,20 +91,15 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
     except (RunInterrupted, KeyboardInterrupt):
         again = f"trends {demo.command}" if rank is None else \
             f"torchrun --standalone --nproc-per-node={Dist.from_env().world} -m trends {demo.command}"
-        search = bridge.search_resume_hint(run_dir) if run_dir else None
+        search = launch.search_resume_hint(run_dir) if run_dir else None
         say(f"interrupted; {search}" if search else
             f"interrupted; continue with: {again} --resume {run_dir}" if run_dir else "interrupted")
         return 130
     except Exception as err:
-        if not options["resume"]:
-            bridge.discard_unused(run_dir)
         if show_traceback:
             raise
         if isinstance(err, UserError):
             say(f"error: {err}")
-            return 2
-        if isinstance(err, (HydraException, OmegaConfBaseException)):
-            say(f"error: {_hydra_message(err)}")
             return 2
         if isinstance(err, Diverged):
             say(f"diverged: {err} (run folder: {run_dir})")
@@ -141,26 +115,22 @@ def _launch(demo: Demo, overrides: list[str], *, debug: bool, **options) -> int:
         return 1
 
 
-def _with_teacher(demo: Demo, overrides: list[str], *, smoke: bool, debug: bool) -> list[str]:
-    """bridge.with_teacher, with a teacher trained through this CLI (progress, messages) where one is needed."""
+def _before_launch(demo: Demo, overrides: list[str], *, smoke: bool, debug: bool) -> list[str]:
+    """launch.before_launch, with what it must train first (distill's teacher) trained through this CLI."""
     from trends.errors import UserError
 
-    def train(command: str, teacher_overrides: list[str]) -> None:
-        code = _launch(demo_named(command), teacher_overrides, epochs=None, smoke=False, multirun=False,
+    def train(command: str, needed: list[str]) -> None:
+        code = _launch(launch.demo_named(command), needed, epochs=None, smoke=False, multirun=False,
                        print_cfg=False, resume=None, debug=debug)
         if code:
             raise typer.Exit(code)
 
     try:
-        return bridge.with_teacher(demo, overrides, smoke=smoke, train=train, say=lambda t: typer.echo(t, err=True))
+        return launch.before_launch(demo, overrides, smoke=smoke, train=train, say=lambda t: typer.echo(t, err=True))
     except UserError as err:
-        if bridge.torchrun_rank():
+        if launch.torchrun_rank():
             raise typer.Exit(2)  # rank 0 says why
         _fail(str(err))
-
-
-def demo_named(command: str) -> Demo:
-    return next(d for d in DEMOS if d.command == command)
 
 
 def _analyse(demo: Demo, sweep_dir: Path, overrides: list[str], debug: bool) -> int:
@@ -168,30 +138,13 @@ def _analyse(demo: Demo, sweep_dir: Path, overrides: list[str], debug: bool) -> 
     from trends.errors import UserError
 
     try:
-        settings = bridge.compose_config(demo, overrides).scaling
-        from trends.scaling.analysis import analyse
-
-        analyse(sweep_dir, settings)
+        launch.analyse(demo, sweep_dir, overrides)
         return 0
     except UserError as err:
         if debug:
             raise
         typer.echo(f"error: {err}", err=True)
         return 2
-
-
-def _hydra_message(err: Exception) -> str:
-    """Hydra's own words, plus OmegaConf's reason, in at most two lines: no traceback, no config search path."""
-    text = str(err).split("Config search path:")[0].strip()
-    missing = re.match(r"In '[^']*': Could not (?:find|load) '(.+)/([^/']+)'\s+Available options in '[^']+':(.*)",
-                       text, re.DOTALL)
-    if missing:
-        group, option, options = missing.groups()
-        return f"{group}={option} is not an option; available options of {group}: {', '.join(options.split())}"
-    cause = err.__cause__
-    if cause is not None and str(cause).split("\n")[0] not in text:
-        text += "\n" + str(cause).split("\n")[0]
-    return "\n".join([line for line in text.splitlines() if line.strip()][:2])  # the rest only repeats or links
 
 
 def _fail(message: str) -> None:
@@ -256,9 +209,10 @@ def tour(
 
     from trends.cli.tour import run_tour
     from trends.errors import UserError
+    from trends.records.layout import outputs_root
 
     mode = "smoke" if smoke else "quick" if quick else "full"
-    folder = bridge.outputs_root() / ("tour" if mode == "full" else f"tour-{mode}")
+    folder = outputs_root() / ("tour" if mode == "full" else f"tour-{mode}")
     if fresh:
         shutil.rmtree(folder, ignore_errors=True)
     try:
@@ -279,8 +233,9 @@ def runs(ctx: typer.Context,
     """Table of recent runs: command, status, key overrides, headline metric, time."""
     if ctx.invoked_subcommand is None:
         from trends.cli.runs import print_runs
+        from trends.records.layout import outputs_root
 
-        print_runs(root or bridge.outputs_root(), limit)
+        print_runs(root or outputs_root(), limit)
 
 
 @runs_app.command("show")

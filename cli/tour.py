@@ -22,6 +22,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from trends.api import Record
+from trends.clock import Stopwatch
 from trends.core.data import data_root
 from trends.errors import UserError
 from trends.records import layout
@@ -51,7 +52,7 @@ def run_tour(mode: str, folder: Path, only: list[str] | None = None, extra: list
     extra_by_stage = _extra_overrides(extra or [], [s["name"] for s in chosen])
     folder.mkdir(parents=True, exist_ok=True)
     state = _load_state(folder)
-    started = time.perf_counter()
+    watch = Stopwatch.started()
     for i, stage in enumerate(chosen, start=1):
         name, previous = stage["name"], state.get(stage["name"], {})
         if previous.get("status") == "completed":
@@ -72,7 +73,7 @@ def run_tour(mode: str, folder: Path, only: list[str] | None = None, extra: list
             write_page(folder, chosen, state, mode)
             print(f"interrupted; `trends tour{_flag(mode)}` continues where it stopped", file=sys.stderr)
             return 130
-    state["_total_seconds"] = round(state.get("_total_seconds", 0) + time.perf_counter() - started, 1)
+    state["_total_seconds"] = round(state.get("_total_seconds", 0) + watch.stop(), 1)
     _save_state(folder, state)
     page = write_page(folder, chosen, state, mode)
     failed = [s["name"] for s in chosen if state.get(s["name"], {}).get("status") != "completed"]
@@ -103,14 +104,14 @@ def _run_stage(argv: list[str], folder: Path) -> tuple[int, float]:
     """The stage in its own process (its progress bars on this terminal). Ctrl-C reaches it directly (one process
     group): it saves and exits 130, and the tour waits for that instead of dying first."""
     env = {**os.environ, "TRENDS_OUTPUTS": str(folder / "runs")}
-    tic = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "trends", *argv], env=env)
-    previous = signal.signal(signal.SIGINT, lambda *_: None)
-    try:
-        code = proc.wait()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    return code, time.perf_counter() - tic
+    with Stopwatch() as watch:
+        proc = subprocess.Popen([sys.executable, "-m", "trends", *argv], env=env)
+        previous = signal.signal(signal.SIGINT, lambda *_: None)
+        try:
+            code = proc.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    return code, watch.seconds
 
 
 def _newest_run(folder: Path, command: str, since: float) -> str | None:

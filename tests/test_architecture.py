@@ -1,6 +1,6 @@
 """The shape of the code: imports run one way (CLI → launch → demos → shared homes → core → records), with no cycle
 anywhere, counting the imports inside functions; the library never imports its command line; the records and the
-CLI's startup stay torch-free. import-linter keeps the layers (pyproject.toml's [tool.importlinter])."""
+CLI's startup stay torch-free. import-linter keeps the layers (.importlinter)."""
 from __future__ import annotations
 
 import ast

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
 from helpers import run_dirs, summary, trends
 from trends.core.attention import attention
+from trends.core.config import check_values
 from trends.errors import UserError
 from trends.core.precision import choose_precision, cpu_bf16_matmul
 
@@ -42,9 +44,9 @@ def test_auto_follows_the_cpu_and_forced_values_win(monkeypatch, fresh_detection
 
     assert choose_precision(CPU, False).name == "fp32" and choose_precision(CPU, True).name == "bf16"
     assert choose_precision(torch.device("cuda"), "auto").bf16  # every GPU these presets target has bf16
-    for bad in ("bf16", None, 0.5):
+    for bad in ("bf16", None, 0.5, 1):  # refused by the launch's check, before the run: 1 is not true
         with pytest.raises(UserError, match="auto, true or false"):
-            choose_precision(CPU, bad)
+            check_values(OmegaConf.create({"train": {"amp": bad}}))
 
 
 def test_detection_agrees_with_the_cpu_flags(monkeypatch, fresh_detection):

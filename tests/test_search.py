@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from helpers import REPO, TRENDS, run_dirs, summary, trends
 
-pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the search extra: pip install 'trends[search]'")
+pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the search extra: pip install 'trends-lab[search]'")
 
 
 def the_sweep(workdir: Path, command: str) -> Path:
@@ -109,13 +109,13 @@ def test_search_refusals_are_one_line(workdir):
 
 def test_a_search_without_the_plugin_names_the_extra(workdir):
     # The plugin made absent the way Python itself blocks an import (a None entry in sys.modules): what a machine
-    # without `pip install 'trends[search]'` sees.
+    # without `pip install 'trends-lab[search]'` sees.
     absent = ("import sys; sys.modules['hydra_plugins.hydra_optuna_sweeper'] = None; "
               "sys.argv = ['trends', *sys.argv[1:]]; from trends.cli.main import main; main()")
     result = subprocess.run([TRENDS[0], "-c", absent, "gnn", "--smoke", "-m", "hparams_search=optuna"], cwd=workdir,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert "pip install 'trends[search]'" in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+    assert "pip install 'trends-lab[search]'" in result.stderr and len(result.stderr.strip().splitlines()) <= 2
     assert "Traceback" not in result.stderr and not (workdir / "outputs").exists()
 
 

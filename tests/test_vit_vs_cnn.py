@@ -157,7 +157,7 @@ def test_ctrl_c_mid_cell_then_resume_matches_an_uninterrupted_run(workdir, cli, 
     (run,) = run_dirs(workdir, "vit-vs-cnn")
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
     saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
-    assert saved["state"]["results"] == {} and 20 <= saved["state"]["cell_step"] < 200  # stopped inside the cell
+    assert saved["state"]["results"] == {} and 20 <= saved["state"]["step"] < 200  # stopped inside the (only) cell
 
     code, output = cli("vit-vs-cnn", "--resume", str(run))
     assert code == 0, output

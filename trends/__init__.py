@@ -1,9 +1,6 @@
 """trends: one command per deep-learning trend, each a small self-contained demo on top of a shared core.
 
 From Python: `from trends import run; r = run("gnn", "model=gat")` (see trends/api.py)."""
-from trends.core.resolvers import register as _register_config_resolvers
-
-_register_config_resolvers()
 
 
 def run(command: str, *overrides: str, smoke: bool = False, multirun: bool = False):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trends.errors import UserError
+from trends import launch
 from trends.records import layout
 from trends.records.metrics import read_metrics
 
@@ -69,24 +69,12 @@ class Record:
 def run(command: str, *overrides: str, smoke: bool = False, multirun: bool = False) -> Record:
     """Train `trends <command> <overrides>` in this process and return its Record (a sweep's with `multirun`, and
     always for the commands that are sweeps: scaling, distill)."""
-    from trends.cli import bridge
-    from trends.cli.main import DEMOS
-
-    demo = next((d for d in DEMOS if d.command == command), None)
-    if demo is None:
-        raise UserError(f"no demo called {command!r}; one of: {', '.join(d.command for d in DEMOS)}")
-    overrides = list(overrides)
-    if demo.teacher:
-        overrides = bridge.with_teacher(demo, overrides, smoke=smoke, say=print,
-                                        train=lambda teacher, extra: run(teacher, *extra))
-    argv, folder = bridge.hydra_argv(demo, overrides, epochs=None, smoke=smoke, multirun=multirun or demo.sweep,
-                                     print_cfg=False, resume=None)
-    try:
-        bridge.run_hydra(demo, argv, quiet=True)
-    except Exception:
-        bridge.discard_unused(folder)
-        raise
-    failed = bridge.failed_sweep_analysis(folder) if folder is not None else None
+    demo = launch.demo_named(command)
+    overrides = launch.before_launch(demo, list(overrides), smoke=smoke, say=print,
+                                     train=lambda teacher, extra: run(teacher, *extra))
+    plan = launch.prepare(demo, overrides, smoke=smoke, multirun=multirun)
+    launch.start(plan)
+    failed = launch.failed_sweep_analysis(plan.folder)
     if failed:
         raise RuntimeError(failed)
-    return Record.load(folder)
+    return Record.load(plan.folder)

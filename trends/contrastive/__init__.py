@@ -1,1 +1,2 @@
-"""`trends contrastive`: SimCLR (data → augment → models → loss → train; evaluate.py measures what it learned)."""
+"""`trends contrastive`: SimCLR (augment → models → loss → train; the pretraining loop and its evaluation are shared
+with `trends pretext` in trends.vision.pretraining)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+from dataclasses import dataclass
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -85,56 +86,54 @@ def unknown_key(key: str, cfg: DictConfig, config_name: str) -> str:
     return f"{key} is not a key of {command}; {hint}"
 
 
-# Values that cannot work, per dotted key (fnmatch patterns, so per-model maps like vit-vs-cnn's optim.lr.resnet are
-# covered): what the value must be, and the test. Keys a demo lacks and null values (e.g. train.steps when epochs
-# count) are skipped; lists are checked element by element.
-RANGES = [
+@dataclass(frozen=True)
+class Checks:
+    """Values that cannot work, per dotted key. `ranges`: (fnmatch patterns, what the value must be, the test), so
+    per-model maps like vit-vs-cnn's optim.lr.resnet are covered; keys a config lacks and null values (train.steps
+    when epochs count) are skipped, lists are checked element by element. `divides`: (width, heads) pairs, since
+    attention splits the width evenly over the heads. The core's own are SHARED; a demo declares the rest (the
+    registry's `checks`), and `a + b` applies both."""
+    ranges: tuple = ()
+    divides: tuple = ()
+
+    def __add__(self, other: Checks) -> Checks:
+        return Checks(self.ranges + other.ranges, self.divides + other.divides)
+
+
+def whole(low: int):
+    """The test of a whole number ≥ low (1.0 counts: YAML and sweeps write numbers either way)."""
+    return lambda v: v >= low and float(v).is_integer()
+
+
+# The keys every demo shares.
+SHARED = Checks(ranges=(
     (("optim.lr", "optim.lr.*"), "> 0", lambda v: v > 0),
     (("train.batch_size", "train.epochs", "train.steps"), "> 0", lambda v: v > 0),
-    (("data.fractions", "aug.scale", "task.crop_scale"), "in (0, 1]", lambda v: 0 < v <= 1),
-    (("model.dropout", "model.*dropout", "model.*.dropout", "student.dropout"), "in [0, 1)", lambda v: 0 <= v < 1),
-    (("distill.temperature",), "> 0", lambda v: v > 0),
-    (("distill.alpha",), "in [0, 1]", lambda v: 0 <= v <= 1),
-    (("student.n_layer",), "a whole number ≥ 1 (or null: half the teacher's)",
-     lambda v: v >= 1 and float(v).is_integer()),
-    (("data.image_size",), "a whole number of pixels ≥ 1 (or null)", lambda v: v >= 1 and float(v).is_integer()),
-    (("data.max_unreadable", "aug.rotation"), "a fraction in [0, 1]", lambda v: 0 <= v <= 1),
-    (("task.patch", "task.input_size", "task.permutations"), "a whole number ≥ 2",
-     lambda v: v >= 2 and float(v).is_integer()),
-    (("task.gap", "task.jitter"), "a whole number of pixels ≥ 0", lambda v: v >= 0 and float(v).is_integer()),
-]
+    (("model.dropout", "model.*dropout", "model.*.dropout"), "in [0, 1)", lambda v: 0 <= v < 1),
+))
 # Keys that take one of a few values, words and flags mixed (checked here, not by the kind of their default:
 # gnn's `train.amp: false` must still take `auto`).
 CHOICES = {"train.amp": ("auto", True, False)}
-# (width, heads): attention splits the width evenly over the heads.
-DIVIDES = [("model.n_embd", "model.n_head"), ("student.n_embd", "student.n_head"), ("model.vit.dim", "model.vit.heads"),
-           ("model.hybrid.dim", "model.hybrid.heads")]
 
 
-def check_values(cfg: DictConfig) -> None:
-    """Apply CHOICES, RANGES and DIVIDES to a composed config; the first value that cannot work is a UserError."""
+def check_values(cfg: DictConfig, checks: Checks = SHARED) -> None:
+    """Apply CHOICES and `checks` to a composed config; the first value that cannot work is a UserError."""
     keys = dotted_keys(cfg)
-    for key in CHOICES:
-        if key in keys:
-            check_choice(key, OmegaConf.select(cfg, key))
-    for patterns, must, test in RANGES:
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if key in keys and not any(value is a if isinstance(a, bool) else value == a for a in allowed):  # 1 ≠ true
+            words = [str(a).lower() for a in allowed]
+            raise UserError(f"{key}={_show(value)} cannot work: {key} must be {', '.join(words[:-1])} or {words[-1]}")
+    for patterns, must, test in checks.ranges:
         for key in [k for k in keys if any(fnmatch.fnmatchcase(k, p) for p in patterns)]:
             value = OmegaConf.select(cfg, key)
             items = list(value) if isinstance(value, ListConfig) else [value]
             if any(_is_number(v) and not test(v) for v in items):
                 raise UserError(f"{key}={_show(value)} cannot work: {key} must be {must}")
-    for width, heads in DIVIDES:
+    for width, heads in checks.divides:
         w, h = OmegaConf.select(cfg, width), OmegaConf.select(cfg, heads)
         if _is_number(w) and _is_number(h) and (h <= 0 or w % h):
             raise UserError(f"{width}={w} must be divisible by {heads}={h} (each head takes an equal share)")
-
-
-def check_choice(key: str, value) -> None:
-    """A UserError unless `value` is one of CHOICES[key] (a flag by identity: 1 is not true)."""
-    allowed = CHOICES[key]
-    if not any(value is a if isinstance(a, bool) else value == a for a in allowed):
-        words = [str(a).lower() for a in allowed]
-        raise UserError(f"{key}={_show(value)} cannot work: {key} must be {', '.join(words[:-1])} or {words[-1]}")
 
 
 def _is_number(value) -> bool:

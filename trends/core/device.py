@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import torch
 
+from trends.clock import Stopwatch
 from trends.errors import UserError
 
 from .data import cache_dir
@@ -60,12 +60,12 @@ def measure_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32)
     b = torch.randn(n, n, device=device, dtype=dtype)
     best = float("inf")
     for _ in range(6):
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(4):
-            a @ b
-        _sync(device)
-        best = min(best, (time.perf_counter() - start) / 4)
+        synchronize(device)
+        with Stopwatch() as watch:
+            for _ in range(4):
+                a @ b
+            synchronize(device)
+        best = min(best, watch.seconds / 4)
     peak = 2 * n**3 / best
     known[key] = peak
     try:
@@ -78,6 +78,9 @@ def measure_peak_flops(device: torch.device, dtype: torch.dtype = torch.float32)
     return peak
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on `device`: before a clock stops, so that the time is that of work done."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

@@ -1,27 +1,32 @@
-"""The scaffolding every training loop shares, written once, so that a demo's loop holds only its algorithm.
+"""The scaffolding every training loop shares, written once, so that a demo's loop holds only its step and its
+evaluation.
 
-A demo builds its data and model, then hands the loop what a checkpoint must hold and writes its own step:
+A demo builds its data and model, then hands the loop what a checkpoint must hold, and its meter (trends.core.meter:
+timing, throughput, loss windows, progress, record cadence, the step boundary), and writes its own step:
 
     loop = Loop(run, cfg.device, LMState(), cfg.train.amp)  # joins torchrun's group, picks device and precision
     ...build data, model, optimizer, scheduler on loop.device...
-    loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"batches": batches})
+    meter = loop.meter(total_steps, per_step=tokens_per_step, log_every=cfg.train.log_every)
+    loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"batches": batches, "meter": meter})
     if cfg.resume:
         loop.resume()                                      # state, parts, this rank's RNG streams, the metrics record
     forward = loop.compile(model, cfg.train.compile)
-    with loop.progress(total_steps) as progress:
-        while loop.state.step < total_steps:
+    with loop.progress(total_steps, unit="tok") as progress:
+        for step in meter.steps():                         # Ctrl-C on any rank: save here and end as interrupted
             ...the demo's step, its forward passes inside `with loop.precision.autocast():`...
-            loop.state.step += 1
-            loss = loop.finite(loss)                       # shared over ranks; NaN or inf ends the run as diverged
-            ...log, evaluate, and now and then loop.checkpoint()...
-            loop.stop_if_asked()                           # Ctrl-C on any rank: save here and end as interrupted
+            meter.trained(loss)                            # NaN or inf ends the run as diverged; the clock stops
+            if meter.recording:
+                run.log(step, "step", **meter.means, tokens_per_s=round(meter.rate))
+            if meter.due(cfg.train.eval_every):
+                ...evaluate (not training time)...
+                loop.checkpoint()
     loop.finish(report)                                    # plots and the summary, on rank 0 only
 
 What a resumed run restores, and when: the training state and the metrics record at `resume()`; the tracked parts
-and every RNG stream (the global generators and the demo's own) as soon as both the checkpoint and the parts are
-there, so that a grid of cells or folds, which tracks fresh parts for each, gets them back in the cell that was
-interrupted, after that cell has built and seeded its model. A checkpoint taken between cells holds no parts; its
-RNG streams come back at `resume()`.
+and every RNG stream (the global generators and the demo's own, the meter among them) as soon as both the
+checkpoint and the parts are there, so that a grid of cells or folds, which tracks fresh parts for each, gets them
+back in the cell that was interrupted, after that cell has built and seeded its model. A checkpoint taken between
+cells holds no parts; its RNG streams come back at `resume()`.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ from trends.records.run import Run
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
 from .distributed import any_rank, gather_objects, init_distributed, mean_across_ranks, rank_entry
+from .meter import Meter
 from .precision import choose_precision
 from .progress import Progress
 from .seed import capture_rng, restore_rng
@@ -54,7 +60,7 @@ class TrainState:
 
 
 class Stream(Protocol):
-    """Per-rank state beyond the global RNGs: a torch.Generator, a LossWindow — anything with get/set_state."""
+    """Per-rank state beyond the global RNGs: a torch.Generator, a Meter — anything with get/set_state."""
 
     def get_state(self) -> Any: ...
 
@@ -74,6 +80,8 @@ class Loop:
         self._kept: dict[str, Any] = {}
         self._waiting: dict | None = None  # a loaded checkpoint whose parts wait for track()
         self._saved_step: int | None = None
+        self._meter: Meter | None = None  # the latest meter: a checkpoint stops its clock
+        self.bar: Progress | None = None  # the progress bar meters advance
 
     @property
     def main(self) -> bool:
@@ -91,7 +99,10 @@ class Loop:
         self._kept.update(values)
 
     def checkpoint(self) -> None:
-        """Save the tracked parts, the state and every rank's RNG streams. Every rank calls it; rank 0 writes."""
+        """Save the tracked parts, the state and every rank's RNG streams. Every rank calls it; rank 0 writes.
+        Writing it is not training: the meter's clock stops first."""
+        if self._meter is not None:
+            self._meter.pause()
         ranks = gather_objects({"rng": capture_rng(), "streams": {k: s.get_state() for k, s in self._streams.items()}})
         if self.main:
             save_checkpoint(self.run.checkpoint_path, {
@@ -102,9 +113,10 @@ class Loop:
     def resume(self) -> None:
         """Continue from the run folder's checkpoint (see the module's docstring for what comes back when)."""
         saved = load_checkpoint(self.run.checkpoint_path)
-        if "state" not in saved:
-            raise UserError(f"{self.run.checkpoint_path} was written by an older trends; start a new run")
-        self.state = type(self.state)(**saved["state"])
+        try:
+            self.state = type(self.state)(**saved["state"])
+        except (KeyError, TypeError):  # no state, or one with other fields
+            raise UserError(f"{self.run.checkpoint_path} was written by an older trends; start a new run") from None
         self.run.rewind(self.state.step, saved["elapsed"])
         self._saved_step = self.state.step
         self._waiting = saved
@@ -144,7 +156,8 @@ class Loop:
         return value
 
     def stop_if_asked(self) -> None:
-        """A step boundary: if Ctrl-C reached any rank, every rank saves here and the run ends as interrupted."""
+        """A step boundary (a meter's `steps()` asks before every step): if Ctrl-C reached any rank, every rank saves
+        here and the run ends as interrupted."""
         if any_rank(self.run.stop_requested, self.device):
             if self._saved_step != self.state.step:
                 self.checkpoint()
@@ -154,37 +167,18 @@ class Loop:
         """torch.compile on CUDA when asked. On CPUs it gains ≈ 5 % on these models, less than its compile time."""
         return torch.compile(module) if enabled and self.device.type == "cuda" else module
 
+    def meter(self, total: int, **options) -> Meter:
+        """The meter of the next `total` steps (options: see trends.core.meter.Meter); track it among the streams."""
+        self._meter = Meter(self, total, **options)
+        return self._meter
+
     def progress(self, total: int, unit: str = "step") -> Progress:
-        return Progress(total, self.run.summary["command"], completed=self.state.step, unit=unit)
+        """The bar over the whole run's `total` steps; meters advance it with their rate, in `unit`s per second."""
+        self.bar = Progress(total, self.run.summary["command"], completed=self.state.step, unit=unit)
+        return self.bar
 
     def finish(self, report: Callable[[], None]) -> None:
         """The end of a run: `report()` (plots, references, the summary's metrics) on rank 0 alone."""
         if self.main:
             report()
 
-
-class LossWindow:
-    """The mean training loss since the last record: summed where the losses are (no sync per step), per rank, and
-    tracked as a stream, so that a run resumed mid-window logs the very means an uninterrupted one would."""
-
-    def __init__(self, device: torch.device):
-        self.total = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
-        self.count = 0
-
-    def add(self, loss: torch.Tensor) -> None:
-        self.total += loss.detach()
-        self.count += 1
-
-    def mean(self) -> float:
-        """The mean over the window and over ranks (a sync point); the window starts again."""
-        value = mean_across_ranks(self.total.item() / max(self.count, 1), self.total.device)
-        self.total.zero_()
-        self.count = 0
-        return value
-
-    def get_state(self) -> dict:
-        return {"total": self.total.cpu(), "count": self.count}
-
-    def set_state(self, state: dict) -> None:
-        self.total.copy_(state["total"])
-        self.count = state["count"]

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import check_choice
-
 
 @dataclass(frozen=True)
 class Precision:
@@ -48,8 +46,8 @@ class Precision:
 
 
 def choose_precision(device: torch.device, amp) -> Precision:
-    """`train.amp` (auto/true/false) on `device` → the precision the run uses, with the reason."""
-    check_choice("train.amp", amp)
+    """`train.amp` (auto/true/false, checked by the launch) on `device` → the precision the run uses, with the
+    reason."""
     if amp != "auto":
         return Precision(device, amp, f"train.amp={str(amp).lower()}")
     if device.type == "cuda":

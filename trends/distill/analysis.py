@@ -15,6 +15,7 @@ from rich.console import Console
 
 from trends.core.device import resolve_device
 from trends.distill import plots
+from trends.distill.findings import comparison_finding
 from trends.distill.students import Cohort, Student, cohorts, load_students
 from trends.errors import UserError
 from trends.records import layout
@@ -39,10 +40,11 @@ def analyse(sweep_dir: Path, config: DictConfig | None = None, console: Console 
     variants = sorted({c.variant for c in groups})
     speeds = decoding_speeds(students, config.distill.speed_chars if config else 500,
                              resolve_device(config.device if config else "auto"))
-    rows, findings = [], {}
+    rows, findings, sentence = [], {}, None
     for variant in variants:
         mine = {c.method: c for c in groups if c.variant == variant}
         variant_rows, variant_findings = compare(mine, speeds)
+        sentence = sentence or comparison_finding(variant_rows, variant if len(variants) > 1 else "")
         rows += [{"variant": variant or "(defaults)", **r} for r in variant_rows] if len(variants) > 1 \
             else variant_rows
         suffix = f"[{variant}]" if len(variants) > 1 else ""
@@ -52,11 +54,14 @@ def analyse(sweep_dir: Path, config: DictConfig | None = None, console: Console 
     plots.size_loss_speed(plots_dir / "size_loss_speed.png", rows)
     summary = {"status": "completed", "command": "distill", "sweep": str(sweep_dir),
                "headline": next((k for k in findings if k.startswith(HEADLINE)), next(iter(findings))),
-               **findings, "students": rows, "left_out": left_out}
+               "finding": sentence, "lead_plot": "val_curves.png", **findings, "students": rows,
+               "left_out": left_out}
     write_json_atomic(sweep_dir / layout.SUMMARY, summary)
     write_csv(sweep_dir / "distill.csv", rows)
     (sweep_dir / "distill.md").write_text(markdown_table(rows) + "\n")
     console.print(rich_table(rows, f"trends distill — {sweep_dir}"))
+    if sentence:
+        console.print(sentence, markup=False)
     for line in describe(findings):
         console.print(line)
     log.info("distill comparison written to %s", sweep_dir)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, open_dict
 
 from trends.core.distributed import Dist
 from trends.core.precision import Precision
+from trends.distill.findings import student_finding
 from trends.distill.loss import distillation_loss
 from trends.distill.student import chosen_blocks, init_from_teacher, student_shape
 from trends.distill.teacher import Teacher, load_teacher
@@ -44,6 +45,7 @@ def main(cfg: DictConfig, run: Run) -> None:
     run.update(method=method, student=shape, teacher=str(teacher.run_dir), teacher_params=teacher.model.num_params(),
                teacher_layers=teacher.n_layer, teacher_blocks=blocks)
     train_gpt(job, run, objective=Distillation(teacher, method, cfg, blocks))
+    run.update(finding=student_finding(run.summary))  # after the trainer's: against the teacher, not chance
 
 
 class Distillation(Objective):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -18,10 +17,12 @@ from torch_geometric.loader import DataLoader
 
 from trends.core.device import describe
 from trends.core.loop import Loop, TrainState
+from trends.core.meter import Meter
 from trends.core.modules import num_params
 from trends.core.precision import Precision
 from trends.core.seed import derive_seed
 from trends.gnn.data import load_graph_dataset, stratified_folds
+from trends.gnn.findings import graph_finding
 from trends.gnn.models import GraphNet, param_groups
 from trends.records import plots
 from trends.records.run import Run
@@ -33,11 +34,9 @@ log = logging.getLogger("trends.gnn")
 class FoldsState(TrainState):
     """`step`: the epochs done over all folds (fold × epochs + epoch)."""
     fold: int = 0  # the fold in progress
-    epoch: int = 0  # its epochs done
     curve: list = field(default_factory=list)  # its held-out accuracy after each epoch
     final_acc: list = field(default_factory=list)  # per finished fold: the held-out accuracy at the last epoch
     curves: list = field(default_factory=list)  # per finished fold: its curve
-    epoch_s: list = field(default_factory=list)  # seconds of each training epoch, every fold
 
 
 def cross_validate(cfg: DictConfig, loop: Loop) -> None:
@@ -52,6 +51,9 @@ def cross_validate(cfg: DictConfig, loop: Loop) -> None:
     # Built before the resume, as before the first fold: a run resumed between folds draws the next fold's
     # initial weights from the global RNG just where the uninterrupted run did.
     model = GraphNet(cfg.model, in_dim, num_classes)
+    # One meter over every fold (a step is an epoch): a progress line every log_every epochs and at each fold's end.
+    meter = loop.meter(t.folds * t.epochs, log_every=t.log_every, epoch=t.epochs)
+    loop.track(streams={"meter": meter})
     if cfg.resume:
         loop.resume()
     run.update(params=num_params(model), device=describe(device), headline="test_acc", task="graph",
@@ -71,36 +73,29 @@ def cross_validate(cfg: DictConfig, loop: Loop) -> None:
                                          lr=cfg.optim.lr)
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, t.lr_step, t.lr_gamma)
             order = torch.Generator().manual_seed(derive_seed(cfg.seed, "fold", fold))  # this fold's batches
-            loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"order": order})
+            loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"order": order, "meter": meter})
             loader = DataLoader(train_graphs, batch_size=t.batch_size, shuffle=True, generator=order)
-            while state.epoch < t.epochs:
-                tic = time.perf_counter()
+            for step in meter.steps(until=(fold + 1) * t.epochs):
+                epoch = step - fold * t.epochs
                 train_loss, train_acc = train_epoch(model, loader, optimizer, loop.precision)
                 scheduler.step()
-                state.epoch_s.append(time.perf_counter() - tic)
-                state.epoch += 1
-                state.step += 1
-                loop.finite(train_loss)  # NaN or inf ends the run as diverged
+                meter.trained(train_loss)  # NaN or inf ends the run as diverged
                 test_loss, test_acc = evaluate(model, test_batch, loop.precision)
                 state.curve.append(test_acc)
-                run.log(state.step, "train", epoch=state.epoch, fold=fold, loss=round(train_loss, 5),
-                        acc=round(train_acc, 3))
-                run.log(state.step, "test", epoch=state.epoch, fold=fold, loss=round(test_loss, 5),
-                        acc=round(test_acc, 3))
-                progress.advance(rate=1 / state.epoch_s[-1])
-                if state.epoch % t.log_every == 0 or state.epoch == t.epochs:
-                    progress.note(f"fold {fold + 1}/{t.folds} epoch {state.epoch}: loss {train_loss:.3f}  "
+                run.log(step, "train", epoch=epoch, fold=fold, loss=round(train_loss, 5), acc=round(train_acc, 3))
+                run.log(step, "test", epoch=epoch, fold=fold, loss=round(test_loss, 5), acc=round(test_acc, 3))
+                if meter.recording:
+                    progress.note(f"fold {fold + 1}/{t.folds} epoch {epoch}: loss {train_loss:.3f}  "
                                   f"train {train_acc:.1f}%  test {test_acc:.1f}%")
-                loop.stop_if_asked()
             state.final_acc.append(state.curve[-1])
             state.curves.append(state.curve)
             log.info("fold %d/%d: test accuracy %.1f%% (%d graphs)", fold + 1, t.folds, state.curve[-1],
                      len(held_out))
-            state.fold, state.epoch, state.curve = fold + 1, 0, []
-            loop.track()  # between folds a checkpoint holds the results and the RNG, no model
+            state.fold, state.curve = fold + 1, []
+            loop.track(streams={"meter": meter})  # between folds a checkpoint holds the results, meter and RNG
             loop.checkpoint()  # a finished fold is never trained again
 
-    loop.finish(lambda: finish(run, cfg, model, graphs, y, state))
+    loop.finish(lambda: finish(run, cfg, model, graphs, y, state, meter))
 
 
 def train_epoch(model: GraphNet, loader: DataLoader, optimizer, precision: Precision) -> tuple[float, float]:
@@ -128,12 +123,13 @@ def evaluate(model: GraphNet, batch: Batch, precision: Precision) -> tuple[float
     return F.cross_entropy(out, batch.y).item(), 100.0 * (out.argmax(-1) == batch.y).float().mean().item()
 
 
-def finish(run: Run, cfg: DictConfig, model: GraphNet, graphs: list, y: torch.Tensor, state: FoldsState) -> None:
+def finish(run: Run, cfg: DictConfig, model: GraphNet, graphs: list, y: torch.Tensor, state: FoldsState,
+           meter: Meter) -> None:
     """Mean ± std over folds, the GIN-protocol number, curves and a 2-D view of the graph embeddings."""
     accs, curves = state.final_acc, state.curves
     mean_curve = [statistics.fmean(c[e] for c in curves) for e in range(len(curves[0]))]
     best_epoch = max(range(len(mean_curve)), key=mean_curve.__getitem__)
-    epoch_ms = 1000 * statistics.median(state.epoch_s)
+    epoch_ms = 1000 / meter.rate  # the mean training epoch
     if cfg.train.plots:
         train = {}
         for r in run.history("train"):
@@ -157,6 +153,7 @@ def finish(run: Run, cfg: DictConfig, model: GraphNet, graphs: list, y: torch.Te
         "acc_best_epoch": round(mean_curve[best_epoch], 2),
         "epoch_ms": round(epoch_ms, 2),
     }, best_mean_epoch=best_epoch + 1, fold_acc=[round(a, 2) for a in accs])
+    run.update(finding=graph_finding(run.summary, cfg.model.name, cfg.data.name))
     log.info("%d-fold accuracy %.2f ± %.2f%% (last epoch); at the best mean epoch (%d, the GIN paper's "
              "protocol): %.2f%%",
              len(accs), statistics.fmean(accs), statistics.stdev(accs), best_epoch + 1, mean_curve[best_epoch])

@@ -9,8 +9,17 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor, nn
-from torch_geometric.nn import MLP, GATConv, GCNConv, GINConv, Linear, SAGEConv
-from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
+from torch_geometric.nn import (
+    MLP,
+    GATConv,
+    GCNConv,
+    GINConv,
+    Linear,
+    SAGEConv,
+    global_add_pool,
+    global_max_pool,
+    global_mean_pool,
+)
 
 # Layers whose first step is a linear map of x, which torch multiplies sparse-times-dense: with Cora's X (98.7%
 # zeros) kept sparse, that matmul and its backward cost ~1% of the dense one. SAGE and GIN gather x of neighbours

@@ -2,16 +2,15 @@
 
 Node classification reads like torch_geometric's examples/gcn.py: full-batch training on the labelled nodes,
 one evaluation of every split per epoch, test accuracy reported at the epoch picked by validation. The shared
-scaffolding (resume, checkpoints, the NaN guard, Ctrl-C, progress) is trends.core.loop's.
+scaffolding (resume, checkpoints, the NaN guard, Ctrl-C) is trends.core.loop's, the measuring (the time of a training
+epoch, progress, the cadence of progress lines) its meter's.
 """
 from __future__ import annotations
 
 import copy
 import logging
 import math
-import statistics
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +18,7 @@ from omegaconf import DictConfig
 
 from trends.core.device import describe
 from trends.core.loop import Loop, TrainState
+from trends.core.meter import Meter
 from trends.core.modules import num_params
 from trends.core.precision import Precision
 from trends.core.schedule import whole_epochs
@@ -27,6 +27,7 @@ from trends.errors import UserError
 from trends.gnn import plots
 from trends.gnn.crossval import FoldsState, cross_validate
 from trends.gnn.data import NodeTask, load_node_task
+from trends.gnn.findings import node_finding
 from trends.gnn.models import NodeNet, param_groups
 from trends.records.run import Run
 
@@ -38,7 +39,6 @@ class NodeState(TrainState):
     """`step`: the epochs done."""
     best: dict | None = None  # the picked epoch: its number, every split's loss and accuracy
     best_model: dict | None = None  # the picked epoch's weights (a state_dict), for the plots
-    epoch_s: list = field(default_factory=list)  # seconds of each training epoch
 
 
 def main(cfg: DictConfig, run: Run) -> None:
@@ -65,7 +65,8 @@ def train_nodes(cfg: DictConfig, loop: Loop) -> None:
     graph = task.adjacency() if model.adjacency_input else task.edge_index
     model.to(device)
     optimizer = torch.optim.Adam(param_groups(model, cfg.optim.weight_decay, cfg.optim.decay), lr=cfg.optim.lr)
-    loop.track(model=model, optimizer=optimizer)
+    meter = loop.meter(t.epochs, log_every=t.log_every, warmup=10)  # a step is an epoch; the first 10 warm up
+    loop.track(model=model, optimizer=optimizer, streams={"meter": meter})
     if cfg.resume:
         loop.resume()
 
@@ -79,8 +80,7 @@ def train_nodes(cfg: DictConfig, loop: Loop) -> None:
 
     state, train_mask, y = loop.state, task.masks["train"], task.y
     with loop.progress(t.epochs, unit="epoch") as progress:
-        while state.step < t.epochs:
-            tic = time.perf_counter()
+        for epoch in meter.steps():
             model.train()
             optimizer.zero_grad(set_to_none=True)
             with loop.precision.autocast():
@@ -88,10 +88,7 @@ def train_nodes(cfg: DictConfig, loop: Loop) -> None:
             loss = F.cross_entropy(out[train_mask].float(), y[train_mask])
             loss.backward()
             optimizer.step()
-            state.step += 1
-            epoch = state.step
-            loss_value = loop.finite(loss)  # a sync point too, so the epoch time is honest on GPUs
-            state.epoch_s.append(time.perf_counter() - tic)
+            loss_value = meter.trained(loss)
 
             scores = evaluate(forward, task, graph, loop.precision)
             for split, (split_loss, acc) in scores.items():
@@ -100,17 +97,15 @@ def train_nodes(cfg: DictConfig, loop: Loop) -> None:
                 state.best = {"epoch": epoch, **{f"{s}_{m}": v for s, (l, a) in scores.items()
                                                  for m, v in (("loss", l), ("acc", a))}}
                 state.best_model = copy.deepcopy(model.state_dict())
-            progress.advance(rate=1 / state.epoch_s[-1])
-            if epoch % t.log_every == 0 or epoch == t.epochs:
+            if meter.recording:
                 b = state.best
                 accs = "  ".join(f"{s} {a:.1f}%" for s, (_, a) in scores.items() if s != "train")
                 progress.note(f"epoch {epoch}: loss {loss_value:.3f}  {accs}  "
                               f"(picked: epoch {b['epoch']}, test {b['test_acc']:.1f}%)")
-            if epoch % t.checkpoint_every == 0 or epoch == t.epochs:
+            if meter.due(t.checkpoint_every):
                 loop.checkpoint()
-            loop.stop_if_asked()
 
-    loop.finish(lambda: finish(run, cfg, model, task, graph, state))
+    loop.finish(lambda: finish(run, cfg, model, task, graph, state, meter))
 
 
 @torch.no_grad()
@@ -141,11 +136,11 @@ def _better(scores: dict, best: dict | None, select: str) -> bool:
     raise UserError(f"train.select={select}: use acc or acc_then_loss")
 
 
-def finish(run: Run, cfg: DictConfig, model: NodeNet, task: NodeTask, graph, state: NodeState) -> None:
+def finish(run: Run, cfg: DictConfig, model: NodeNet, task: NodeTask, graph, state: NodeState, meter: Meter) -> None:
     """Plots from the picked epoch's weights, and the summary's metrics."""
     best = state.best
     last = {r["split"]: r for r in run.history() if r["epoch"] == state.step}
-    epoch_ms = 1000 * statistics.median(state.epoch_s[min(10, len(state.epoch_s) - 1):])  # skip warm-up
+    epoch_ms = 1000 / meter.rate  # the mean training epoch after warm-up
     if cfg.train.plots:
         model.load_state_dict(state.best_model)
         plots.node_plots(run, cfg, model, task, graph)
@@ -153,6 +148,7 @@ def finish(run: Run, cfg: DictConfig, model: NodeNet, task: NodeTask, graph, sta
                "train_acc": round(best["train_acc"], 2), "final_test_acc": round(last["test"]["acc"], 2),
                "best_epoch": best["epoch"], "epoch_ms": round(epoch_ms, 2)}
     run.update(picked_epoch=best["epoch"], metrics={k: v for k, v in metrics.items() if not math.isnan(v)})
+    run.update(finding=node_finding(run.summary, cfg.model.name, task.name))
     how = "picked by validation" if "val_acc" in best else "the last: no validation nodes"
-    log.info("test accuracy %.2f%% at epoch %d (%s), %.2f%% at the last epoch; median epoch %.1f ms",
+    log.info("test accuracy %.2f%% at epoch %d (%s), %.2f%% at the last epoch; %.1f ms per training epoch",
              best["test_acc"], best["epoch"], how, last["test"]["acc"], epoch_ms)

@@ -1,2 +1,2 @@
-"""`trends pretext`: self-supervised pretext tasks (grid → the three tasks → model → train; evaluation is shared with
-`trends contrastive` in trends.vision.evaluate)."""
+"""`trends pretext`: self-supervised pretext tasks (grid → the three tasks → model → train; the pretraining loop and
+its evaluation are shared with `trends contrastive` in trends.vision.pretraining)."""

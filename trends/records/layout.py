@@ -1,4 +1,5 @@
-"""The names of the files in a run folder, in one place (the CLI, the loop and `trends sample` all read them)."""
+"""Where run folders live and the names of the files in them, in one place (the CLI, the launch, the loop and
+`trends sample` all read them)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,22 @@ CHECKPOINT = Path("checkpoints") / "last.pt"  # the model parts, the training st
 METRICS = "metrics.jsonl"  # one JSON object per logged point
 SUMMARY = "summary.json"  # status, headline metrics, what ran where
 PLOTS = "plots"
+
+
+def outputs_root() -> Path:
+    """The folder every run and sweep goes under: $TRENDS_OUTPUTS, else ./outputs."""
+    return Path(os.environ.get("TRENDS_OUTPUTS", "outputs"))
+
+
+def latest_completed_run(command: str, overrides: list[str]) -> Path | None:
+    """The newest completed single run of `trends <command>` started with exactly these overrides, if any."""
+    def matches(run: Path) -> bool:
+        summary = read_summary(run)
+        given = [o for o in summary.get("overrides", []) if not o.startswith("hydra.")]
+        return summary.get("status") == "completed" and given == overrides
+    root = outputs_root() / command
+    runs = [p for p in root.iterdir() if p.is_dir() and p.name != "multirun" and matches(p)] if root.is_dir() else []
+    return max(runs, key=lambda p: (p / SUMMARY).stat().st_mtime, default=None)
 
 
 def checkpoint_of(run_dir: Path) -> Path:

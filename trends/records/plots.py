@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # no display on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
@@ -40,14 +41,12 @@ def learning_curves(path: Path, records: Iterable[dict], metric: str, *, x: str 
 
 
 def scatter_pca(path: Path, features, labels, *, title: str, class_names: Sequence[str] | None = None) -> Path:
-    """Features (N, D) tensor projected on their two directions of largest variance (PCA), coloured by class
-    (labels: (N,) ints)."""
-    import torch
-
-    centred = features.detach().float().cpu()
-    centred = centred - centred.mean(dim=0)
-    _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    points = (centred @ v[:2].T).numpy()
+    """Features (N, D), a tensor or an array, projected on their two directions of largest variance (PCA), coloured
+    by class (labels: (N,) ints)."""
+    features = features.detach().float().cpu().numpy() if hasattr(features, "detach") else np.asarray(features)
+    centred = features - features.mean(axis=0)
+    _, _, v = np.linalg.svd(centred, full_matrices=False)
+    points = centred @ v[:2].T
     labels = labels.cpu().numpy() if hasattr(labels, "cpu") else labels
     fig, ax = plt.subplots(figsize=(6, 6))
     sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=6, alpha=0.8)

@@ -1,6 +1,11 @@
 """report.html: one self-contained page (images inlined as data, charts as inline SVG, no script, no network) for a
 run, a sweep, or runs side by side. Written at the end of every run and sweep; `trends report` rebuilds it.
 
+A run's or a sweep's page reads like a finding: first its sentence against its baseline (the summary's `finding`,
+which the demo writes; for a sweep without one, the sweep table's best variant against the others), then the figure
+that shows it (the summary's `lead_plot`, else the first plot, else the first chart), then the tables; the flat
+record (every key of summary.json, the config) is folded away at the end.
+
 Reads only what a run folder holds (summary.json, metrics.jsonl, .hydra/, plots/*.png, samples, tables), so it
 knows no demo and works for old runs.
 """
@@ -25,6 +30,7 @@ from trends.errors import UserError
 
 from . import layout
 from .charts import bar_chart, line_chart
+from .findings import as_sentence, sweep_finding
 from .metrics import read_metrics
 from .search import Objective, best_index, history, score
 from .tables import job_rows, mean_curve, shared_overrides, short
@@ -32,6 +38,7 @@ from .tables import job_rows, mean_curve, shared_overrides, short
 log = logging.getLogger(__name__)
 REPORT = "report.html"
 MAX_CHARTS = 8  # learning-curve charts per page: the metrics logged most often come first
+LEAD_WIDTH = 760  # px: the lead figure, larger than the others
 NOT_CURVES = {"step", "epoch", "split", "time", "elapsed"}
 
 
@@ -117,25 +124,32 @@ def write_report(paths: list[Path], out: Path | None = None) -> Path:
 def run_page(path: Path) -> dict:
     run = Folder(path)
     s = run.summary
+    charts = {metric: line_chart(by_split, title=metric, ylabel=metric) for metric, by_split in run.curves.items()}
+    lead = lead_figure(run)
+    if lead is None and charts:  # no plot: the curve the headline summarises, else the metric logged most often
+        shown = curve_of(s["headline"], [run]) if s.get("headline") else None
+        metric = shown[0] if shown and shown[0] in charts else next(iter(charts))
+        lead = {"chart": charts.pop(metric), "caption": f"{metric}, from metrics.jsonl"}
     sections = [{"title": "Error", "text": s["error"]}] if s.get("error") else []
     sections.append({"title": "Metrics", "table": key_values(s.get("metrics", {}))})
-    charts = [line_chart(by_split, title=metric, ylabel=metric) for metric, by_split in run.curves.items()]
+    sections += _tables(path)
     if charts:
-        sections.append({"title": "Learning curves", "charts": charts[:MAX_CHARTS],
+        sections.append({"title": "Learning curves", "charts": list(charts.values())[:MAX_CHARTS],
                          "note": "from metrics.jsonl: one line per split (step: the running training record)"})
-    if run.images:
-        sections.append({"title": "Figures", "images": run.images})
+    figures = [i for i in run.images if i["name"] != (lead or {}).get("image", {}).get("name")]
+    if figures:
+        sections.append({"title": "Figures", "images": figures})
     for sample in ("samples.txt", "samples.md"):
         if (path / sample).is_file():
             sections.append({"title": "Samples", "text": (path / sample).read_text()[:20_000]})
-    sections += _tables(path)
-    details = {k: v for k, v in s.items() if k not in ("metrics", "overrides", "versions", "headline", "error")}
-    sections.append({"title": "Run", "table": key_values(details | {f"version of {k}": v for k, v
-                                                                    in s.get("versions", {}).items()})})
+    details = {k: v for k, v in s.items()
+               if k not in ("metrics", "overrides", "versions", "headline", "error", "finding", "lead_plot")}
+    sections.append({"title": "The run's record (summary.json)", "fold": True,
+                     "table": key_values(details | {f"version of {k}": v for k, v in s.get("versions", {}).items()})})
     sections.append(_config_section(path))
     return {"title": f"trends {s.get('command', '?')} — {path.name}", "status": s.get("status"),
-            "subtitle": str(path), "headline": run.headline, "sections": sections,
-            "command": command_line(s.get("command", "?"), run.overrides)}
+            "subtitle": str(path), "headline": run.headline, "finding": as_sentence(s.get("finding")), "lead": lead,
+            "sections": sections, "command": command_line(s.get("command", "?"), run.overrides)}
 
 
 def sweep_page(path: Path) -> dict:
@@ -146,15 +160,27 @@ def sweep_page(path: Path) -> dict:
     rows = [{**r, "overrides": " ".join(short(o) for o in r["overrides"].split() if o not in shared)} for r in rows]
     headlines = list(dict.fromkeys(j.summary.get("headline") for j in jobs if j.summary.get("headline")))
     groups = group_by_variant(jobs)
+    labels, axis = variant_labels(list(groups))
     objective = Objective.of_sweep(path)
     judged_by = objective.metric_of(headlines[0] if headlines else None)
     best = best_job(jobs, judged_by, objective.lower(judged_by)) if judged_by else None
     for row in rows:
         row["_best"] = best is not None and row["job"] == best.path.name
-    sections = []
-    findings = {k: v for k, v in sweep.summary.items() if _is_num(v)}
-    if findings:
-        sections.append({"title": "Findings", "table": key_values(findings)})
+    finding = sweep.summary.get("finding")
+    if not finding and judged_by:
+        finding = sweep_finding({short_variant(v): _values(m, judged_by) for v, m in groups.items()}, judged_by,
+                                objective.lower(judged_by), len(jobs))
+    charts = [bar_chart(labels, [_mean(m, h) for m in groups.values()], [_std(m, h) for m in groups.values()],
+                        title=h, ylabel=h, xlabel=axis)
+              for h in headlines if all(_values(m, h) for m in groups.values())]
+    curve = curve_of(headlines[0], jobs) if headlines else None
+    if curve:
+        charts.append(grouped_curves(groups, *curve))
+    charts = [c for c in charts if c]
+    lead = lead_figure(sweep)
+    if lead is None and charts:
+        lead = {"chart": charts.pop(0), "caption": "mean over seeds, ± one standard deviation"}
+    sections = [{"title": "Error", "text": sweep.summary["error"]}] if sweep.summary.get("error") else []
     sections += _tables(path, skip=("sweep.csv", "sweep_by_seed.csv"))
     counts = Counter(j.summary.get("status", "missing") for j in jobs)
     sections.append({"title": f"Jobs ({', '.join(f'{n} {k}' for k, n in counts.items())})",
@@ -165,23 +191,32 @@ def sweep_page(path: Path) -> dict:
         sections.append(search_section(jobs, judged_by, objective.lower(judged_by)))
     if any(len(members) > 1 for members in groups.values()):
         sections.append({"title": "Mean ± std over seeds", "table": table(variant_rows(groups, headlines))})
-    charts = [bar_chart(list(groups), [_mean(m, h) for m in groups.values()], [_std(m, h) for m in groups.values()],
-                        title=h, ylabel=h) for h in headlines if all(_values(m, h) for m in groups.values())]
-    curve = curve_of(headlines[0], jobs) if headlines else None
-    if curve:
-        charts.append(grouped_curves(groups, *curve))
     if charts:
-        sections.append({"title": "Across the sweep", "charts": [c for c in charts if c],
+        sections.append({"title": "Across the sweep", "charts": charts,
                          "note": "bars: mean over seeds, error bars ± one standard deviation; curves: mean ± std"})
-    if sweep.images:
-        sections.append({"title": "Figures", "images": sweep.images})
+    figures = [i for i in sweep.images if i["name"] != (lead or {}).get("image", {}).get("name")]
+    if figures:
+        sections.append({"title": "Figures", "images": figures})
+    numbers = {k: v for k, v in sweep.summary.items() if _is_num(v)}
+    if numbers:
+        sections.append({"title": "Every number of the sweep's analysis (summary.json)", "fold": True,
+                         "table": key_values(numbers)})
     task = OmegaConf.select(OmegaConf.load(path / "multirun.yaml"), "hydra.overrides.task", default=[]) \
         if (path / "multirun.yaml").is_file() else []
     command = (jobs[0].summary.get("command") if jobs else None) or sweep.summary.get("command", "?")
     overrides = [o for o in task if not o.startswith(("hydra.", "resume="))]
     return {"title": f"trends {command} sweep — {path.name}", "status": sweep.summary.get("status"),
-            "subtitle": f"{path} · {len(jobs)} jobs", "headline": sweep.headline, "sections": sections,
-            "command": command_line(command, ["-m", *overrides])}
+            "subtitle": f"{path} · {len(jobs)} jobs", "headline": sweep.headline, "finding": as_sentence(finding),
+            "lead": lead, "sections": sections, "command": command_line(command, ["-m", *overrides])}
+
+
+def lead_figure(folder: Folder) -> dict | None:
+    """The plot the demo named as its finding's (summary `lead_plot`), else the folder's first plot; None where it
+    has none."""
+    images = folder.images
+    named = folder.summary.get("lead_plot")
+    image = next((i for i in images if i["name"] == named), images[0] if images else None)
+    return None if image is None else {"image": {**image, "width": LEAD_WIDTH}, "caption": image["name"]}
 
 
 def search_section(jobs: list[Folder], metric: str, lower: bool) -> dict:
@@ -251,6 +286,23 @@ def group_by_variant(jobs: list[Folder]) -> dict[str, list[Folder]]:
     return groups
 
 
+def short_variant(variant: str) -> str:
+    """A variant's overrides as the tables show them (a sampler's long floats cut to 4 digits)."""
+    return " ".join(short(o) for o in variant.split())
+
+
+def variant_labels(variants: list[str]) -> tuple[list[str], str]:
+    """Labels for a chart's variants and the name of the axis they lie on: where every variant sets the same keys
+    (`distill.method=scratch`, `distill.method=distilbert`), the values alone (`scratch`, `distilbert`) on an axis
+    named by the keys (`distill.method`); else the overrides in full."""
+    parsed = [[o.partition("=") for o in short_variant(v).split()] for v in variants]
+    keys = [[k for k, _, _ in p] for p in parsed]
+    if not variants or any(not all(sep for _, sep, _ in p) or k != keys[0] for p, k in zip(parsed, keys)) \
+            or not keys[0]:
+        return [short_variant(v) for v in variants], ""
+    return [", ".join(value for _, _, value in p) for p in parsed], ", ".join(keys[0])
+
+
 def variant_rows(groups: dict[str, list[Folder]], headlines: list[str]) -> list[dict]:
     rows = []
     for variant, members in groups.items():
@@ -280,12 +332,13 @@ def curve_of(headline: str, jobs: list[Folder]) -> tuple[str, str] | None:
 
 def grouped_curves(groups: dict[str, list[Folder]], metric: str, split: str) -> str:
     """Mean ± std over each variant's seeds of one curve, at the steps all of its jobs logged."""
+    labels, axis = variant_labels(list(groups))
     series, spread = {}, {}
-    for variant, members in groups.items():
+    for label, members in zip(labels, groups.values()):
         steps, means, stds = mean_curve([j.curves.get(metric, {}).get(split, ([], [])) for j in members])
         if steps:
-            series[variant], spread[variant] = (steps, means), stds
-    return line_chart(series, title=f"{metric} ({split}) by variant", ylabel=metric, spread=spread)
+            series[label], spread[label] = (steps, means), stds
+    return line_chart(series, title=f"{metric} ({split}) by {axis or 'variant'}", ylabel=metric, spread=spread)
 
 
 def _tables(path: Path, skip: tuple[str, ...] = ()) -> list[dict]:
@@ -304,7 +357,7 @@ def _tables(path: Path, skip: tuple[str, ...] = ()) -> list[dict]:
 def _config_section(path: Path) -> dict:
     config = path / ".hydra" / "config.yaml"
     text = config.read_text() if config.is_file() else "(no .hydra/config.yaml)"
-    return {"title": "Config", "details": {"summary": "the composed config (.hydra/config.yaml)", "text": text}}
+    return {"title": "The composed config (.hydra/config.yaml)", "fold": True, "text": text}
 
 
 def best_job(jobs: list[Folder], metric: str, lower: bool) -> Folder | None:

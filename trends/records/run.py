@@ -7,13 +7,13 @@ import logging
 import os
 import platform
 import subprocess
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from trends.clock import Stopwatch
 from trends.ranks import Dist
 
 from . import layout
@@ -44,8 +44,7 @@ class Run:
         self._purge_step: int | None = None  # a resumed run's TensorBoard rewrites the points after its checkpoint
         if self._tensorboard_wanted:
             TensorBoard.check_installed()  # before any work: the extra is missing, say so now
-        self._t0 = time.perf_counter()
-        self._elapsed_before = 0.0  # time spent before a resume
+        self._clock = Stopwatch.started()  # the run's work; a resume starts it from the checkpoint's elapsed
         self.summary: dict[str, Any] = {
             "status": "running",
             "command": command,
@@ -61,7 +60,7 @@ class Run:
     @property
     def elapsed(self) -> float:
         """Seconds of work on this run, including the time before a resume."""
-        return self._elapsed_before + time.perf_counter() - self._t0
+        return self._clock.read()
 
     # -- metrics --------------------------------------------------------------------------------------------------
     def log(self, step: int, split: str, epoch: float | None = None, **values: float) -> dict:
@@ -93,9 +92,8 @@ class Run:
             tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
             os.replace(tmp, self.metrics_path)
-        self._elapsed_before = elapsed
+        self._clock = Stopwatch.started(elapsed)
         self._purge_step = step + 1
-        self._t0 = time.perf_counter()
         previous = self._read_summary()
         self.summary["started_at"] = previous.get("started_at", self.summary["started_at"])
         self.summary["resumed"] = previous.get("resumed", 0) + 1
@@ -126,7 +124,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
-    for package in ("torch", "torchvision", "torch_geometric", "numpy", "hydra-core", "trends"):
+    for package in ("torch", "torchvision", "torch_geometric", "numpy", "hydra-core", "trends-lab"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

@@ -1,4 +1,4 @@
-"""Hyperparameter search through a sampler-driven Hydra sweeper (Optuna's: `pip install 'trends[search]'`).
+"""Hyperparameter search through a sampler-driven Hydra sweeper (Optuna's: `pip install 'trends-lab[search]'`).
 
 What each trial hands the sweeper (one float: the optimised metric, or an exception that it records as a failed
 trial), which way a metric improves, how many trials a stored study still owes, and the search's history for the
@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from trends.errors import UserError
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # Hydra's grid: no search
-INSTALL = "pip install 'trends[search]'"
+INSTALL = "pip install 'trends-lab[search]'"
 
 
 class TrialFailed(Exception):

@@ -24,7 +24,7 @@ class TensorBoard:
         try:
             import tensorboard  # noqa: F401 — torch.utils.tensorboard needs the package itself
         except ImportError:
-            raise UserError("logger=tensorboard needs TensorBoard: pip install 'trends[tensorboard]'") from None
+            raise UserError("logger=tensorboard needs TensorBoard: pip install 'trends-lab[tensorboard]'") from None
 
     def scalars(self, step: int, split: str, values: dict) -> None:
         for name, value in values.items():

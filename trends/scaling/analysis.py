@@ -13,6 +13,7 @@ from rich.console import Console
 
 from trends.errors import UserError
 from trends.records import layout
+from trends.records.findings import count, difference
 from trends.records.layout import write_json_atomic
 from trends.records.tables import markdown_table, rich_table, write_csv
 from trends.scaling import plots
@@ -40,11 +41,13 @@ def analyse(sweep_dir: Path, settings: DictConfig, console: Console | None = Non
     rows = [r.row() for r in rungs]
     summary = {"status": "completed", "command": "scaling", "mode": "isoflop" if isoflop else "ladder",
                "sweep": str(sweep_dir), **result, "rungs": rows, "left_out": left_out}
+    summary.update(finding=finding(summary), lead_plot="isoflop.png" if isoflop else "loss_vs_params.png")
     write_json_atomic(sweep_dir / layout.SUMMARY, summary)
     write_csv(sweep_dir / "scaling.csv", rows)
     (sweep_dir / "scaling.md").write_text(markdown_table(rows) + "\n")
     _write_samples(sweep_dir / "samples.md", _sample_pair(rungs))
     console.print(rich_table(rows, f"trends scaling — {sweep_dir}"))
+    console.print(summary["finding"], markup=False)
     _print_findings(console, summary)
     log.info("scaling analysis written to %s", sweep_dir)
     return summary
@@ -114,6 +117,35 @@ def isoflop_analysis(rungs: list[Rung], plots_dir: Path) -> dict:
             "tokens_opt_exponent": round(1 - exponent, 4), "chinchilla_exponent": CHINCHILLA_EXPONENT,
             "chinchilla_tokens_per_param": 20, "every_optimum_inside": all(v.inside for v in valleys),
             "budgets": [v.as_dict() for v in valleys]}
+
+
+def finding(summary: dict) -> str:
+    """The analysis in one sentence. A ladder: the largest size's loss against the smallest's, and the power law's
+    exponent with its uncertainty; an IsoFLOP grid: how the loss-optimal size grows with compute, against
+    Chinchilla's exponent."""
+    rows = summary["rungs"]
+    if summary["mode"] == "isoflop":
+        top = max(summary["budgets"], key=lambda v: v["budget"])
+        exponent = summary["n_opt_exponent"]
+        return (f"the loss-optimal size grows as N_opt ∝ C^{exponent:.2f} over {len(summary['budgets'])} compute "
+                f"budgets — {difference(exponent, CHINCHILLA_EXPONENT, 2)} Chinchilla's {CHINCHILLA_EXPONENT} — with "
+                f"{top['tokens_per_param']:.3g} tokens per parameter at the largest budget (Chinchilla ≈ 20)"
+                + ("" if summary["every_optimum_inside"] else "; not every optimum lies inside its grid of sizes"))
+    sizes = sorted({r["params"] for r in rows})
+    smallest = [r for r in rows if r["params"] == sizes[0]]
+    largest = [r for r in rows if r["params"] == sizes[-1]]
+    low = float(np.mean([r["final_val_loss"] for r in smallest]))
+    high = summary["measured_largest"]
+    sigma = summary["uncertainty"]["sigma"]["alpha"]
+    return (f"the largest of {len(sizes)} GPT sizes ({_shape(largest[0])}) reaches a validation loss of {high:.3f} "
+            f"nats/char — {difference(high, low, 3)} the smallest ({_shape(smallest[0])}: {low:.3f})"
+            + (", falling at every step up" if summary["loss_falls_every_rung"] else "")
+            + f" — and L(N) = E + A·N^−α fits the ladder with α = {summary['alpha']:.3f} ± {sigma:.3f} "
+              f"(R² = {summary['r2']:.3f})")
+
+
+def _shape(row: dict) -> str:
+    return f"{row['n_layer']}×{row['n_embd']}, {count(row['params'])} non-embedding parameters"
 
 
 def _predict_largest(x: np.ndarray, loss: np.ndarray):

@@ -14,13 +14,13 @@ import hashlib
 import json
 import logging
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from trends.clock import Stopwatch
 from trends.core.data import cache_dir
 from trends.errors import UserError
 
@@ -89,7 +89,7 @@ def _read_meta(meta_file: Path, ids_file: Path) -> dict | None:
 
 
 def _encode(path: Path, ids_file: Path, meta_file: Path, chunk: int) -> dict:
-    tic = time.perf_counter()
+    watch = Stopwatch.started()
     size = path.stat().st_size
     log.info("encoding %s (%.1f MB) into %s, once", path, size / 1e6, ids_file.parent)
     counts = np.zeros(CODE_POINTS, dtype=np.int64)
@@ -105,7 +105,7 @@ def _encode(path: Path, ids_file: Path, meta_file: Path, chunk: int) -> dict:
         for code_points in _code_points(path, chunk):
             out.write(to_id[code_points].tobytes())
     meta = {"source": str(path), "bytes": size, "characters": int(counts.sum()), "dtype": np.dtype(dtype).name,
-            "vocab": [chr(c) for c in present], "encode_seconds": round(time.perf_counter() - tic, 2)}
+            "vocab": [chr(c) for c in present], "encode_seconds": round(watch.stop(), 2)}
     meta_file.with_name(meta_file.name + suffix).write_text(json.dumps(meta, ensure_ascii=False))
     os.replace(ids_file.with_name(ids_file.name + suffix), ids_file)
     os.replace(meta_file.with_name(meta_file.name + suffix), meta_file)  # last: it marks the encoding complete

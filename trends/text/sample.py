@@ -1,13 +1,13 @@
 """`trends sample RUN`: text from a trained `trends lm` run's checkpoint; how fast a model generates it."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 
+from trends.clock import Stopwatch
 from trends.core.checkpoint import load_checkpoint
-from trends.core.device import resolve_device
+from trends.core.device import resolve_device, synchronize
 from trends.errors import UserError
 from trends.records import layout
 from trends.text.data import Corpus
@@ -50,12 +50,10 @@ def generation_speed(model: GPT, chars: int, cache: bool = True, repeats: int = 
     model.generate(prompt, 20, cache=cache)  # warm-up: first-call allocations, kernel selection
     best = 0.0
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        tic = time.perf_counter()
-        model.generate(prompt, chars, generator=torch.Generator(device=device).manual_seed(0), cache=cache)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = max(best, chars / (time.perf_counter() - tic))
+        synchronize(device)
+        with Stopwatch() as watch:
+            model.generate(prompt, chars, generator=torch.Generator(device=device).manual_seed(0), cache=cache)
+            synchronize(device)
+        best = max(best, chars / watch.seconds)
     model.train(was_training)
     return best

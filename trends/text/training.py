@@ -2,14 +2,14 @@
 `trends scaling`'s ladder, and one student of `trends distill` (which brings its own Objective: a teacher).
 
 Reads top-down: data → model → the step → evaluation → the end of the run; the shared scaffolding (resume,
-checkpoints, the NaN guard, Ctrl-C, progress) is trends.core.loop's.
+checkpoints, the NaN guard, Ctrl-C) is trends.core.loop's, the measuring (tokens/s and MFU of training alone, the
+mean loss between records, progress, the record cadence) its meter's.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
-import time
 from dataclasses import dataclass
 
 import torch
@@ -17,13 +17,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from trends.core.device import describe, measure_peak_flops
 from trends.core.distributed import Dist, sum_across_ranks
-from trends.core.loop import Loop, LossWindow, TrainState
+from trends.core.loop import Loop, TrainState
+from trends.core.meter import Meter
 from trends.core.precision import Precision
 from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
 from trends.core.seed import seed_everything
 from trends.records import plots
 from trends.records.run import Run
 from trends.text.data import Corpus, load_corpus, random_windows
+from trends.text.findings import gpt_finding
 from trends.text.model import GPT, GPTConfig
 
 log = logging.getLogger("trends.text")
@@ -32,8 +34,6 @@ log = logging.getLogger("trends.text")
 @dataclass
 class LMState(TrainState):
     best_val_loss: float = math.inf
-    train_tokens: int = 0  # tokens and seconds of training alone (no evaluation), for tokens/s and MFU
-    train_time: float = 0.0
 
 
 class Objective:
@@ -73,8 +73,8 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
     warmup_steps = cfg.optim.warmup_steps if warmup_steps is None else warmup_steps
     scheduler = warmup_cosine(optimizer, warmup_steps, steps, floor=cfg.optim.min_lr / cfg.optim.lr)
     batches = torch.Generator().manual_seed(cfg.seed + dist.rank)  # this rank's training windows
-    window = LossWindow(device)
-    loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"batches": batches, "loss": window})
+    meter = loop.meter(steps, per_step=tokens_per_step, log_every=t.log_every)  # tokens/s of training alone
+    loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"batches": batches, "meter": meter})
     loop.keep(model_config=model_config, vocab=corpus.vocab)  # for `trends sample`
     if cfg.resume:
         loop.resume()
@@ -92,8 +92,7 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
 
     state = loop.state
     with loop.progress(steps, unit="tok") as progress:
-        while state.step < steps:
-            tic = time.perf_counter()
+        for step in meter.steps():
             model.train()
             for micro in range(t.grad_accum):
                 x, y = random_windows(corpus.train, share, cfg.model.block_size, batches, device)
@@ -102,19 +101,13 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
                     loss = objective.loss(forward, x, y)
                     (loss / t.grad_accum).backward()  # gradients are all-reduced on the last micro-batch only
             optimizer_step(optimizer, scheduler, model.parameters(), cfg.optim.grad_clip)
-            state.step += 1
-            window.add(loss)
-            loss_value = loop.finite(loss)
-            state.train_time += time.perf_counter() - tic
-            state.train_tokens += tokens_per_step
-            tokens_per_s = state.train_tokens / state.train_time
-            progress.advance(rate=tokens_per_s)
+            loss_value = meter.trained(loss)
 
-            step, epoch = state.step, round(state.step * tokens_per_step / len(corpus.train), 4)
-            if step % t.log_every == 0 or step == steps:
-                run.log(step, "step", epoch=epoch, loss=window.mean(), lr=scheduler.get_last_lr()[0],
-                        tokens_per_s=round(tokens_per_s), mfu=round(flops_per_token * tokens_per_s / peak, 4))
-            if step % t.eval_every == 0 or step == steps:
+            epoch = round(step * tokens_per_step / len(corpus.train), 4)
+            if meter.recording:
+                run.log(step, "step", epoch=epoch, **meter.means, lr=scheduler.get_last_lr()[0],
+                        tokens_per_s=round(meter.rate), mfu=round(flops_per_token * meter.rate / peak, 4))
+            if meter.due(t.eval_every):
                 losses = estimate_losses(model, corpus, t.eval_batches, t.batch_size, precision, dist)
                 state.best_val_loss = min(state.best_val_loss, losses["val"])
                 for split, value in losses.items():
@@ -122,9 +115,8 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
                 progress.note(f"step {step}: train {losses['train']:.3f}  val {losses['val']:.3f}  "
                               f"best {state.best_val_loss:.3f}  (last batch {loss_value:.3f})")
                 loop.checkpoint()
-            loop.stop_if_asked()
 
-    loop.finish(lambda: finish(run, model, corpus, cfg, device, state, flops_per_token, peak, objective))
+    loop.finish(lambda: finish(run, model, corpus, cfg, device, state, meter, flops_per_token, peak, objective))
 
 
 @torch.no_grad()
@@ -148,12 +140,12 @@ def estimate_losses(model: GPT, corpus: Corpus, n_batches: int, batch_size: int,
     return out
 
 
-def finish(run: Run, model: GPT, corpus: Corpus, cfg: DictConfig, device, state: LMState, flops_per_token: float,
-           peak: float, objective: Objective) -> None:
+def finish(run: Run, model: GPT, corpus: Corpus, cfg: DictConfig, device, state: LMState, meter: Meter,
+           flops_per_token: float, peak: float, objective: Objective) -> None:
     """Samples, plots and the summary's metrics."""
     val = run.history("val")
     train = run.history("train")
-    tokens_per_s = state.train_tokens / state.train_time if state.train_time else 0.0
+    tokens_per_s = meter.rate
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     prompt = corpus.encode("\n")[None].to(device)
     model.eval()
@@ -170,9 +162,10 @@ def finish(run: Run, model: GPT, corpus: Corpus, cfg: DictConfig, device, state:
         "final_train_loss": round(train[-1]["loss"], 4),
         "best_val_bpc": round(state.best_val_loss / math.log(2), 4),
         "tokens_per_s": round(tokens_per_s),
-        "train_tokens": state.train_tokens,
+        "train_tokens": meter.items,
         "mfu": round(flops_per_token * tokens_per_s / peak, 4),
         **objective.report(model, corpus, device),
     })
+    run.update(finding=gpt_finding(run.summary))
     log.info("best val loss %.4f (%.3f bits/char), %.0f tokens/s", state.best_val_loss,
              state.best_val_loss / math.log(2), tokens_per_s)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import Callable
 
 import torch
@@ -41,11 +40,10 @@ def fresh_encoder(cfg: DictConfig, device) -> nn.Module:
 
 
 def knn_eval(encoder: nn.Module, data: PretrainData, prepare: Callable[[torch.Tensor], torch.Tensor],
-             cfg: DictConfig, amp, dist: Dist) -> tuple[float, torch.Tensor, float]:
-    """kNN accuracy of the encoder as it is now (bank: labelled train images, queries: test), the test features, and
-    the seconds it took (cfg: eval.knn_k, knn_temperature, batch_size). Every rank extracts its share of the features
-    and all of them get the whole set."""
-    tic = time.perf_counter()
+             cfg: DictConfig, amp, dist: Dist) -> tuple[float, torch.Tensor]:
+    """kNN accuracy of the encoder as it is now (bank: labelled train images, queries: test) and the test features
+    (cfg: eval.knn_k, knn_temperature, batch_size). Every rank extracts its share of the features and all of them
+    get the whole set."""
     broadcast_buffers(encoder)  # every rank extracts with rank 0's BatchNorm statistics
 
     def features(images: torch.Tensor) -> torch.Tensor:  # this rank's share, then all of them in order
@@ -55,7 +53,7 @@ def knn_eval(encoder: nn.Module, data: PretrainData, prepare: Callable[[torch.Te
     bank, queries = features(data.bank.images), features(data.test.images)
     acc = knn_accuracy(bank, data.bank.labels, queries, data.test.labels, len(data.bank.classes), cfg.knn_k,
                        cfg.knn_temperature)
-    return acc, queries, time.perf_counter() - tic
+    return acc, queries
 
 
 def frozen_evaluation(cfg: DictConfig, encoder: nn.Module, data: PretrainData,

@@ -67,6 +67,7 @@ def finish(run: Run, cfg: DictConfig, names: list[str], fractions: list[float], 
                        gap_trend=_trend(list(gaps.values())))
     metrics.update({f"images_per_s/{n}": contenders[n]["images_per_s"] for n in names})
     run.update(metrics=metrics, **summary)
+    run.update(finding=finding(run.summary), lead_plot="accuracy_vs_data.png")
 
     path = accuracy_plot(run.plots_dir / "accuracy_vs_data.png", names, fractions, images, table, contenders,
                          summary.get("crossover_images"), cfg)
@@ -79,6 +80,40 @@ def finish(run: Run, cfg: DictConfig, names: list[str], fractions: list[float], 
                  ", ".join(f"{100 * g:+.1f} @ {images[float(f)]:,}" for f, g in summary["gap"].items()), where,
                  summary["gap_trend"])
     log.info("plot: %s", path)
+
+
+def finding(summary: dict) -> str:
+    """The grid in one sentence: at the most training images, the CNN's accuracy against the ViT's and the CNN's
+    lead there and at the smaller sizes, whether the gap narrows and where (if anywhere) the ViT catches up; with one
+    model, its accuracy against a uniform guess over the classes. `summary`: the run's, with `table`
+    ({model: {fraction: accuracy}}), `train_images` ({fraction: images}), and, with both models, `gap`,
+    `crossover_images` and `gap_trend` (what finish writes); `classes` where the run recorded them."""
+    table, images = summary["table"], summary["train_images"]
+    largest = max(images, key=lambda f: images[f])
+    where = f"at {images[largest]:,} training images"
+    if "gap" not in summary:
+        name = next(iter(table))
+        acc = table[name][largest]
+        classes = len(summary.get("classes") or [])
+        chance = f" — {100 * acc - 100 / classes:.1f} points above a uniform guess over its {classes} classes " \
+                 f"({100 / classes:.1f} %)" if classes else ""
+        return f"{where} {name} reaches {100 * acc:.1f} % test accuracy{chance}"
+    gaps = summary["gap"]
+    lead = round(100 * gaps[largest], 1)  # points, as the sentence gives them
+    verdict = "the two tie" if lead == 0 else f"{'the CNN' if lead > 0 else 'the ViT'} leads by {abs(lead):.1f} points"
+    smaller = [f"{100 * gaps[f]:+.1f} at {images[f]:,}" for f in sorted(gaps, key=lambda f: images[f])
+               if f != largest]
+    sentence = (f"{where} the CNN reaches {100 * table[CNN][largest]:.1f} % test accuracy and the ViT "
+                f"{100 * table[VIT][largest]:.1f} % — {verdict}"
+                + (f" (CNN − ViT: {', '.join(smaller)} images; the gap {summary['gap_trend']})" if smaller else ""))
+    cross = summary.get("crossover_images")
+    if cross:
+        return sentence + f" — and the ViT catches up at ≈{cross:,} images"
+    if smaller and lead > 0:
+        return sentence + " — and the ViT does not catch up inside the grid"
+    if smaller and all(g < 0 for g in gaps.values()):
+        return sentence + " — the ViT leads at every size"
+    return sentence
 
 
 def _trend(gaps: list[float]) -> str:

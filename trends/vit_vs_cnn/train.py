@@ -9,12 +9,12 @@ Under torchrun `train.batch_size` stays the global batch: each rank trains on it
 averages the gradients) and evaluates its share of the test set (the counts are summed).
 
 Reads top-down: setup → the grid of cells → one cell (the step, its loop, evaluation) → the end of the run; the
-shared scaffolding (resume, checkpoints, the NaN guard, Ctrl-C, progress) is trends.core.loop's.
+shared scaffolding (resume, checkpoints, the NaN guard, Ctrl-C) is trends.core.loop's, the measuring (images/s of
+training alone, the mean loss between records, progress, the record cadence) a meter's per cell.
 """
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -23,10 +23,9 @@ from omegaconf import DictConfig, ListConfig
 
 from trends.core.device import describe, measure_peak_flops
 from trends.core.distributed import Dist, broadcast_buffers, data_parallel, sum_across_ranks
-from trends.core.loop import Loop, LossWindow, TrainState
+from trends.core.loop import Loop, TrainState
 from trends.core.modules import num_params
 from trends.core.precision import Precision
-from trends.core.progress import Progress
 from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
 from trends.core.seed import derive_seed, seed_everything
 from trends.errors import UserError
@@ -43,10 +42,9 @@ log = logging.getLogger("trends.vit_vs_cnn")
 
 @dataclass
 class GridState(TrainState):
-    """`step` counts the steps of every cell so far (the x of metrics.jsonl)."""
+    """`step` counts the steps of every cell so far (the x of metrics.jsonl); the cell in progress counts its own
+    in its meter."""
     results: dict = field(default_factory=dict)  # "model/fraction" → the finished cell's result
-    cell: str | None = None  # the cell in progress, and how far it has come
-    cell_step: int = 0
 
 
 def main(cfg: DictConfig, run: Run) -> None:
@@ -81,16 +79,15 @@ def main(cfg: DictConfig, run: Run) -> None:
                **skipped_files(train_set, test_set))
 
     state = loop.state
-    with loop.progress(sum(steps.values())) as progress:
+    with loop.progress(sum(steps.values()), unit="img") as progress:
         for name, fraction in cells:
             key = report.key(name, fraction)
             if key in state.results:
                 continue
             result = train_cell(loop, cfg, name, fraction, train_set.subset(subsets[fraction].to(device)), test_set,
-                                prep, steps[(name, fraction)], progress)
+                                prep, steps[(name, fraction)])
             result["mfu"] = 3 * contenders[name]["flops_per_image"] * result["images_per_s"] / peak
             state.results[key] = result
-            state.cell, state.cell_step = None, 0
             loop.track()  # between cells a checkpoint holds the results alone
             loop.checkpoint()
             progress.note(f"{key}: test acc {result['acc']:.2%} ({result['images']} training images)")
@@ -174,9 +171,9 @@ def train_step(forward, optimizer, scheduler, images: torch.Tensor, labels: torc
 
 
 def train_cell(loop: Loop, cfg: DictConfig, name: str, fraction: float, data: ImageSet, test: ImageSet,
-               prep: Normalize, total: int, progress: Progress) -> dict:
+               prep: Normalize, total: int) -> dict:
     """Train a fresh `name` on `data` for `total` steps (the rest of them, in the cell a resumed run was stopped
-    in), then test it on the full test set. Moves `loop.state` on: its global and cell steps."""
+    in), then test it on the full test set. Moves `loop.state.step` on; the cell's own steps are its meter's."""
     run, dist, device, t, state = loop.run, loop.dist, loop.device, cfg.train, loop.state
     key = report.key(name, fraction)
     seed = derive_seed(cfg.seed, name, fraction)  # the same whether the cell runs inside a grid or on its own
@@ -190,49 +187,36 @@ def train_cell(loop: Loop, cfg: DictConfig, name: str, fraction: float, data: Im
     optimizer, scheduler = make_optimizer(cfg, name, model, total, device)
     # The data order depends on the fraction only: at one fraction every model sees the same batches.
     batches = Batches(len(data), t.batch_size, derive_seed(cfg.seed, "batches", fraction), device)
-    window = LossWindow(device)
-    if state.cell != key:
-        state.cell, state.cell_step = key, 0
-    loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"loss": window})
-    if state.cell_step:
-        log.info("%s: resumed at step %d of %d", key, state.cell_step, total)
+    # The loss is read at records only (no sync per step: the GPU's queue stays full); the first record's window
+    # pays for compilation and warm-up and stays out of the cell's images/s.
+    meter = loop.meter(total, per_step=t.batch_size, log_every=t.log_every, warmup=t.log_every,
+                       read_every_step=False)
+    loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"meter": meter})
+    if meter.step:
+        log.info("%s: resumed at step %d of %d", key, meter.step, total)
     forward = loop.compile(parallel, t.compile)
 
     forward.train()
-    window_start = time.perf_counter()
-    timed_images, timed_seconds = 0, 0.0
-    while state.cell_step < total:
-        index = dist.mine(batches.indices(state.cell_step))  # this rank's share of the global batch
-        window.add(train_step(forward, optimizer, scheduler, data.images[index], data.labels[index], prep,
-                                      loop.precision, cfg))
-        state.step += 1
-        state.cell_step += 1
-        progress.advance()
-        step = state.cell_step
-        if step % t.log_every == 0 or step == total:
-            images = window.count * t.batch_size
-            loss = loop.finite(window.mean(), shared=True)  # a sync: honest timing on GPUs
-            seconds = time.perf_counter() - window_start
-            if step > t.log_every or step == total:  # the first window pays for compilation and warm-up
-                timed_images, timed_seconds = timed_images + images, timed_seconds + seconds
+    for step in meter.steps():
+        index = dist.mine(batches.indices(step - 1))  # this rank's share of the global batch
+        meter.trained(train_step(forward, optimizer, scheduler, data.images[index], data.labels[index], prep,
+                                 loop.precision, cfg))
+        if meter.recording:
             run.log(state.step, "train", epoch=round(step * t.batch_size / len(data), 3), model=name,
-                    fraction=fraction, cell_step=step, loss=round(loss, 4), lr=scheduler.get_last_lr()[0],
-                    images_per_s=round(images / seconds, 1))
-            window_start = time.perf_counter()
+                    fraction=fraction, cell_step=step, loss=round(meter.means["loss"], 4),
+                    lr=scheduler.get_last_lr()[0], images_per_s=round(meter.window_rate, 1))
         if t.eval_every and step % t.eval_every == 0 and step < total:
+            meter.pause()  # evaluation is not training time
             acc, loss = evaluate(model, dist, test, prep, t.eval_batch_size, loop.precision)
             run.log(state.step, "test", model=name, fraction=fraction, cell_step=step, acc=acc, loss=loss)
-            window_start = time.perf_counter()  # evaluation is not training time
         if t.checkpoint_every and step % t.checkpoint_every == 0 and step < total:
             loop.checkpoint()
-            window_start = time.perf_counter()  # nor is writing a checkpoint
-        loop.stop_if_asked()
 
     acc, loss = evaluate(model, dist, test, prep, t.eval_batch_size, loop.precision)
     run.log(state.step, "test", model=name, fraction=fraction, cell_step=total, acc=acc, loss=loss)
     return {"model": name, "fraction": fraction, "images": len(data), "steps": total,
             "epochs": round(total * t.batch_size / len(data), 2), "acc": acc, "test_loss": loss,
-            "images_per_s": timed_images / timed_seconds if timed_seconds else 0.0}
+            "images_per_s": meter.rate}
 
 
 @torch.no_grad()
