@@ -34,7 +34,7 @@ from trends.vision.normalize import Normalize  # noqa: E402
 
 
 def config(overrides: list[str]):
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "trends" / "conf"), version_base="1.3"):
         return compose("contrastive", overrides=overrides)
 
 

@@ -39,7 +39,7 @@ CONFIGS = {"default (CPU)": [], "nanoGPT CPU recipe": NANOGPT_CPU, "shakespeare_
 def throughput(overrides: list[str], device: torch.device, steps: int) -> dict:
     """Tokens/s and MFU of `trends lm`'s training step (forward and backward under the run's precision, AdamW)
     for the config `overrides` compose, on random tokens; MFU against the matmul peak of the precision used."""
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "trends" / "conf"), version_base="1.3"):
         cfg = compose("lm", overrides=overrides)
     m, t = cfg.model, cfg.train
     precision = choose_precision(device, t.amp)

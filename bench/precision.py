@@ -52,7 +52,7 @@ def vit_vs_cnn_rows(device: torch.device, steps: int):
         def rate(amp: bool, preset=preset, model=model, nhwc=nhwc) -> tuple[float, float]:
             overrides = [f"model={preset}", f"train.amp={str(amp).lower()}", "train.compile=false",
                          f"train.channels_last={str(nhwc).lower()}"]
-            with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+            with initialize_config_dir(str(REPO / "trends" / "conf"), version_base="1.3"):
                 cfg = compose("vit_vs_cnn", overrides=overrides)
             r = vit_vs_cnn.bench(cfg, model, device, steps if preset == "small" else max(2, steps // 5), 2)
             peak = measure_peak_flops(device, r["precision"].dtype)

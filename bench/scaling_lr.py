@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-RULE = 0.64  # lr × width in conf/scaling.yaml
+RULE = 0.64  # lr × width in trends/conf/scaling.yaml
 
 
 def sweep(factor: float, depths: str, steps: int, outputs: Path) -> dict[int, float]:

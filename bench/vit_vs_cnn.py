@@ -27,7 +27,7 @@ from trends.vision.normalize import Normalize
 from trends.vit_vs_cnn.models import build_model, flops_per_image
 from trends.vit_vs_cnn.train import make_optimizer, train_step
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = Path(__file__).resolve().parent.parent / "trends" / "conf"
 
 
 def sync(device: torch.device) -> None:
@@ -75,7 +75,7 @@ def bench(cfg, name: str, device: torch.device, steps: int, warmup: int, image_s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/vit_vs_cnn.yaml")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of trends/conf/vit_vs_cnn.yaml")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per contender")
     parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args()

@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # Where each installed package's source lives in the checkout (pyproject's package-dir).
-SOURCES = {"trends": REPO / "trends", "trends.cli": REPO / "cli"}
+SOURCES = {"trends": REPO / "trends"}
 
 
 def modules() -> dict[str, Path]:

@@ -174,11 +174,11 @@ def test_completion_offers_the_groups_of_every_config_folder_a_demo_searches():
     from trends.launch import DEMOS
 
     options = {demo.command: demo.group_options() for demo in DEMOS}
-    for command in ("contrastive", "pretext"):  # data/ lives in the shared conf/vision/
+    for command in ("contrastive", "pretext"):  # data/ lives in the shared trends/conf/vision/
         assert {"data=imagefolder", "data=stl10", "model=resnet18", "experiment=smoke"} <= set(options[command])
         assert not [o for o in options[command] if o.startswith("encoder=")]  # chosen through model=, not typed
     assert {"task=relative_position", "task=rotation", "task=jigsaw"} <= set(options["pretext"])
     assert "task=node" in options["gnn"] and "data=shakespeare" in options["lm"]
-    for command in ("lm", "scaling"):  # model/, data/, optim/ live in the shared conf/text/
+    for command in ("lm", "scaling"):  # model/, data/, optim/ live in the shared trends/conf/text/
         assert {"data=text", "model=gpt", "optim=adamw", "experiment=smoke"} <= set(options[command])
     assert {"mode=ladder", "mode=isoflop", "experiment=gpu"} <= set(options["scaling"])

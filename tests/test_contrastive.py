@@ -134,7 +134,7 @@ def test_lars_moves_each_weight_by_a_fixed_fraction_of_its_norm():
 
 @pytest.mark.parametrize("name", ["sgd", "lars", "adamw"])
 def test_every_optimizer_config_builds(name):
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(REPO / "trends" / "conf"), version_base="1.3"):
         cfg = compose("contrastive", overrides=[f"optim={name}"])
     optimizer = build_optimizer(cfg.optim, SmallCNN(8, [16], 2))
     assert [g["weight_decay"] for g in optimizer.param_groups] == [cfg.optim.weight_decay, 0.0]

@@ -119,7 +119,7 @@ def test_a_search_without_the_plugin_names_the_extra(workdir):
     assert "Traceback" not in result.stderr and not (workdir / "outputs").exists()
 
 
-@pytest.mark.parametrize("demo", sorted(p.parent.parent.name for p in REPO.glob("conf/*/hparams_search/optuna.yaml")))
+@pytest.mark.parametrize("demo", sorted(p.parent.parent.name for p in REPO.glob("trends/conf/*/hparams_search/optuna.yaml")))
 def test_every_search_space_names_keys_its_demo_has(demo):
     # A misspelt key in a search space would only fail at the first trial, minutes into a search.
     with initialize_config_module(config_module="trends.conf", version_base="1.3"):

@@ -35,18 +35,18 @@ from trends.records import layout
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-CONFIGS = "trends.conf"  # the package that holds conf/: Hydra reads it as pkg://trends.conf, installed or editable
+CONFIGS = "trends.conf"  # the package that holds trends/conf/: Hydra reads it as pkg://trends.conf, installed or editable
 
 
 def config_files():
-    """conf/ as importlib.resources sees it (a folder, or files inside an installed wheel)."""
+    """trends/conf/ as importlib.resources sees it (a folder, or files inside an installed wheel)."""
     return importlib.resources.files(CONFIGS)
 
 
 @dataclass(frozen=True)
 class Demo:
     command: str  # what users type: `trends vit-vs-cnn`
-    config: str  # primary config: conf/<config>.yaml
+    config: str  # primary config: trends/conf/<config>.yaml
     entry: str  # module with main(cfg, run)
     help: str
     issue: int  # where it is specified, for the "not built yet" message
@@ -63,7 +63,7 @@ class Demo:
 
     def group_options(self) -> list[str]:
         """`group=option` for every group the primary config's defaults list names, read from the folders its Hydra
-        search path adds (`pkg://trends.conf.<name>`: conf/<demo>/ and shared ones such as conf/vision/)."""
+        search path adds (`pkg://trends.conf.<name>`: trends/conf/<demo>/ and shared ones such as trends/conf/vision/)."""
         from omegaconf import OmegaConf
 
         primary = OmegaConf.create(config_files().joinpath(f"{self.config}.yaml").read_text())

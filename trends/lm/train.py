@@ -1,5 +1,5 @@
 """`trends lm`: train one character-level GPT (trends/text/training.py), with the model, data and budget of the
-config: conf/lm.yaml and conf/text/{model,data,optim}/."""
+config: trends/conf/lm.yaml and trends/conf/text/{model,data,optim}/."""
 from __future__ import annotations
 
 from omegaconf import DictConfig

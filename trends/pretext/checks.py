@@ -1,4 +1,4 @@
-"""Values of `trends pretext`'s own keys (conf/pretext/task/) that cannot work, on top of the vision home's,
+"""Values of `trends pretext`'s own keys (trends/conf/pretext/task/) that cannot work, on top of the vision home's,
 refused before a run starts (trends.core.config)."""
 from trends.core.config import Checks, whole
 from trends.vision.checks import CHECKS as VISION

@@ -1,6 +1,6 @@
 """The analysis of a finished ladder (or IsoFLOP grid): fits, prediction, plots, the table, samples.md and the
 sweep's own summary.json. Runs in the process that launched the sweep once every job has ended (analyse_sweep, the
-callback conf/scaling.yaml names), or on an existing sweep with `trends scaling --from`."""
+callback trends/conf/scaling.yaml names), or on an existing sweep with `trends scaling --from`."""
 from __future__ import annotations
 
 import html

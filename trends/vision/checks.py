@@ -1,4 +1,4 @@
-"""Values of the vision home's keys (conf/vision/: data, augmentation) that cannot work, refused before a run
+"""Values of the vision home's keys (trends/conf/vision/: data, augmentation) that cannot work, refused before a run
 starts (trends.core.config)."""
 from trends.core.config import Checks, whole
 

@@ -1,6 +1,6 @@
 """The contenders: a ResNet with a CIFAR stem, a Vision Transformer, and a hybrid (convolutional stem + transformer).
 
-All three map uint8-derived float images (B, 3, H, W) to logits (B, classes). Sizes come from conf/vit_vs_cnn/model/.
+All three map uint8-derived float images (B, 3, H, W) to logits (B, classes). Sizes come from trends/conf/vit_vs_cnn/model/.
 """
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ class Hybrid(nn.Module):
 
 # -- construction and cost ----------------------------------------------------------------------------------------
 def build_model(name: str, cfg: DictConfig, image_size: int, num_classes: int) -> nn.Module:
-    """`name` in resnet | vit | hybrid, sized by `cfg` (conf/vit_vs_cnn/model/<size>.yaml's entry for it)."""
+    """`name` in resnet | vit | hybrid, sized by `cfg` (trends/conf/vit_vs_cnn/model/<size>.yaml's entry for it)."""
     kwargs = OmegaConf.to_container(cfg, resolve=True)
     if name == "resnet":
         return ResNet(num_classes=num_classes, **kwargs)

@@ -1,4 +1,4 @@
-"""`trends tour`: every demo in turn (conf/tour.yaml lists them), each an ordinary `trends` command in its own
+"""`trends tour`: every demo in turn (trends/conf/tour.yaml lists them), each an ordinary `trends` command in its own
 process, then one page: for each trend what the lecture claims, the command, the headline against its baseline and
 the published reference, and its figure.
 

@@ -22,7 +22,7 @@ app = typer.Typer(help="Run the deep-learning trends of recent years on your own
 
 
 def _complete_overrides(demo: Demo):
-    """Offer `group=option` for each config group of the demo (read from conf/, no composition needed)."""
+    """Offer `group=option` for each config group of the demo (read from trends/conf/, no composition needed)."""
     def complete(incomplete: str) -> list[str]:
         return [o for o in demo.group_options() if o.startswith(incomplete)]
     return complete

@@ -1,2 +1,2 @@
 """Config groups of `trends scaling`: mode/ (ladder, isoflop) and experiment/ (smoke, gpu); the model, data and optim
-groups are conf/text/'s, shared with `trends lm`."""
+groups are trends/conf/text/'s, shared with `trends lm`."""

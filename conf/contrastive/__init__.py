@@ -1,1 +1,0 @@
-"""Config groups of `trends contrastive` (found through hydra.searchpath in conf/contrastive.yaml)."""

@@ -1,1 +1,0 @@
-"""Config groups of `trends gnn` (found through hydra.searchpath in conf/gnn.yaml)."""

@@ -1,1 +1,0 @@
-"""Config groups of `trends vit-vs-cnn` (found through hydra.searchpath in conf/vit_vs_cnn.yaml)."""

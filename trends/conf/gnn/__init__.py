@@ -1,0 +1,1 @@
+"""Config groups of `trends gnn` (found through hydra.searchpath in trends/conf/gnn.yaml)."""
