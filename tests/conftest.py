@@ -31,13 +31,13 @@ def workdir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def cli():
-    """`trends ARGS` in-process through Typer's runner: (exit_code, output)."""
+    """`trends ARGS` in-process through Typer's runner, `env` set for it: (exit_code, output)."""
     from trends.cli.main import app
 
     runner = CliRunner()
 
-    def invoke(*args: str):
-        result = runner.invoke(app, list(args), catch_exceptions=False)
+    def invoke(*args: str, env: dict | None = None):
+        result = runner.invoke(app, list(args), catch_exceptions=False, env=env)
         return result.exit_code, result.output
 
     return invoke

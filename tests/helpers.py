@@ -65,12 +65,36 @@ def ctrl_c_after_first_checkpoint(argv: list[str], command: str, cwd: Path, env:
     deadline = time.time() + 120
     while not list(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt")) and time.time() < deadline:
         time.sleep(0.02)
+    if not list(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt")):
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"no checkpoint of {command} within 120 s; stderr:\n{err[-2000:]}")
     if whole_group:
         os.killpg(proc.pid, signal.SIGINT)
     else:
         proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
+
+
+def reference_then_interrupted(cwd: Path, command: str, args: list[str], cli=None,
+                               sweep: bool = False) -> tuple[Path, str]:
+    """The reference an interrupted run must match: `trends COMMAND ARGS` to the end into cwd/straight (in-process
+    through the `cli` fixture where given: no start-up cost), then the same command in a subprocess stopped by Ctrl-C
+    after its first checkpoint (exit code 130); `sweep`: the command is a sweep (its jobs checkpoint). Returns the
+    reference's run (or sweep) folder and the interrupted run's stderr."""
+    runs = f"{command}/multirun/*" if sweep else command  # the folder whose children checkpoint
+    if cli is not None:
+        code, output = cli(command, *args, env={"TRENDS_OUTPUTS": "straight"})
+    else:
+        result = trends(command, *args, cwd=cwd, env={"TRENDS_OUTPUTS": "straight"})
+        code, output = result.returncode, result.stderr
+    assert code == 0, output
+    pattern = f"{'multirun/' if sweep else ''}*/summary.json"
+    (reference,) = [p.parent for p in (cwd / "straight" / command).glob(pattern)]
+    code, err = ctrl_c_after_first_checkpoint([*TRENDS, command, *args], runs, cwd)
+    assert code == 130, err
+    return reference, err
 
 
 def summary(run: Path) -> dict:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from helpers import TRENDS, ctrl_c_after_first_checkpoint, shared, summary, trends
+from helpers import reference_then_interrupted, shared, summary, trends
 from trends.errors import UserError
 from trends.distill.loss import distillation_loss
 from trends.distill.student import chosen_blocks, init_from_teacher, student_shape
@@ -137,12 +137,7 @@ def test_ctrl_c_then_resume_finishes_the_students_exactly(smoke_distill, tmp_pat
     root, *_ = smoke_distill
     (teacher,) = (root / "outputs" / "lm").iterdir()
     longer = ["--smoke", f"teacher={teacher}", "train.steps=80", "train.eval_every=10", "distill.speed_chars=20"]
-    straight = trends("distill", *longer, cwd=tmp_path, env={"TRENDS_OUTPUTS": "straight"})
-    assert straight.returncode == 0, straight.stderr
-    (reference,) = (tmp_path / "straight" / "distill" / "multirun").iterdir()
-
-    code, err = ctrl_c_after_first_checkpoint([*TRENDS, "distill", *longer], "distill/multirun/*", tmp_path)
-    assert code == 130, err
+    reference, _ = reference_then_interrupted(tmp_path, "distill", longer, sweep=True)
     (sweep,) = (tmp_path / "outputs" / "distill" / "multirun").iterdir()
     assert summary(sweep / "0_scratch")["status"] == "interrupted" and not (sweep / "2_distilbert").exists()
     resumed = trends("distill", "--resume", str(sweep), cwd=tmp_path)

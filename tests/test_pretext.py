@@ -7,7 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from helpers import TRENDS, cifar_sample, ctrl_c_after_first_checkpoint, run_dirs, summary, trends
+from helpers import cifar_sample, reference_then_interrupted, run_dirs, summary, trends
 from trends.errors import UserError
 from trends.pretext.grid import Grid
 from trends.pretext.jigsaw import Jigsaw, min_hamming, permutation_set
@@ -141,16 +141,9 @@ def test_a_grid_that_does_not_fit_is_one_line_and_exit_2(workdir):
     assert not list((workdir / "outputs").glob("pretext/*"))
 
 
-def test_ctrl_c_then_resume_matches_an_uninterrupted_run(workdir, cli, monkeypatch):
+def test_ctrl_c_then_resume_matches_an_uninterrupted_run(workdir, cli):
     args = ["--smoke", "task=rotation", "--epochs", "4", "eval.supervised.epochs=0"]
-    monkeypatch.setenv("TRENDS_OUTPUTS", "straight")
-    code, output = cli("pretext", *args)
-    assert code == 0, output
-    monkeypatch.delenv("TRENDS_OUTPUTS")
-    (reference,) = [p.parent for p in (workdir / "straight").glob("pretext/*/summary.json")]
-
-    code, err = ctrl_c_after_first_checkpoint([*TRENDS, "pretext", *args], "pretext", workdir)
-    assert code == 130, err
+    reference, _ = reference_then_interrupted(workdir, "pretext", args, cli)
     (run,) = run_dirs(workdir, "pretext")
     assert summary(run)["status"] == "interrupted"
     code, output = cli("pretext", "--resume", str(run))

@@ -11,31 +11,28 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from helpers import REPO, TRENDS, run_dirs, summary, trends
 
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the search extra: pip install 'trends-lab[search]'")
 
 
-def the_sweep(workdir: Path, command: str) -> Path:
+def search(workdir: Path, command: str, *args: str) -> tuple[Path, list[dict], DictConfig]:
+    """`trends COMMAND ARGS` (a search) to the end: its sweep folder, its jobs' summaries, optimization_results.yaml."""
+    result = trends(command, *args, cwd=workdir)
+    assert result.returncode == 0, result.stderr
     (sweep,) = (workdir / "outputs" / command / "multirun").iterdir()
-    return sweep
-
-
-def jobs(workdir: Path, command: str) -> list[dict]:
-    return [summary(run) for run in run_dirs(workdir, command)]
+    done = [summary(run) for run in run_dirs(workdir, command)]
+    return sweep, done, OmegaConf.load(sweep / "optimization_results.yaml")
 
 
 def test_a_search_maximises_an_accuracy_and_both_name_the_same_best_trial(workdir):
-    result = trends("gnn", "--smoke", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4",
-                    "hydra.sweeper.sampler.seed=0", "optim.lr=tag(log, interval(0.001, 0.1))",
-                    "model.dropout=interval(0.0, 0.8)", cwd=workdir)
-    assert result.returncode == 0, result.stderr
-    sweep, done = the_sweep(workdir, "gnn"), jobs(workdir, "gnn")
+    sweep, done, results = search(workdir, "gnn", "--smoke", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4",
+                                  "hydra.sweeper.sampler.seed=0", "optim.lr=tag(log, interval(0.001, 0.1))",
+                                  "model.dropout=interval(0.0, 0.8)")
     assert [j["status"] for j in done] == ["completed"] * 4
     assert len({j["overrides"][0] for j in done}) == 4  # the sampler chose four learning rates
-    results = OmegaConf.load(sweep / "optimization_results.yaml")
     assert OmegaConf.select(OmegaConf.load(sweep / "multirun.yaml"), "hydra.sweeper.direction") == "maximize"
     best = max(done, key=lambda j: j["metrics"]["test_acc"])  # no optimized_metric: the headline
     assert results.best_value == best["metrics"]["test_acc"]
@@ -45,12 +42,9 @@ def test_a_search_maximises_an_accuracy_and_both_name_the_same_best_trial(workdi
 
 
 def test_a_search_minimises_a_loss_from_its_config_group(workdir):
-    result = trends("lm", "--smoke", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
-                    "model.n_embd=choice(32, 64)", cwd=workdir)  # the command line's space wins: smoke widths
-    assert result.returncode == 0, result.stderr
-    sweep, done = the_sweep(workdir, "lm"), jobs(workdir, "lm")
+    sweep, done, results = search(workdir, "lm", "--smoke", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+                                  "model.n_embd=choice(32, 64)")  # the command line's space wins: smoke widths
     assert [j["status"] for j in done] == ["completed"] * 2
-    results = OmegaConf.load(sweep / "optimization_results.yaml")
     assert results.best_value == min(j["metrics"]["best_val_loss"] for j in done)
     assert OmegaConf.select(OmegaConf.load(sweep / "multirun.yaml"), "hydra.sweeper.direction") == "minimize"
 
@@ -58,14 +52,11 @@ def test_a_search_minimises_a_loss_from_its_config_group(workdir):
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(workdir):
     # A valid and an invalid dropout to choose from: a trial given 1.5 fails in its own job. (Not a grid: the
     # plugin's GridSampler crashes when the grid's last trial is a failed one.)
-    result = trends("gnn", "--smoke", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4",
-                    "hydra.sweeper.sampler.seed=0", "hydra.sweeper.max_failure_rate=1.0",
-                    "model.dropout=choice(0.2, 1.5)", cwd=workdir)
-    assert result.returncode == 0, result.stderr
-    done = jobs(workdir, "gnn")
+    sweep, done, results = search(workdir, "gnn", "--smoke", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4",
+                                  "hydra.sweeper.sampler.seed=0", "hydra.sweeper.max_failure_rate=1.0",
+                                  "model.dropout=choice(0.2, 1.5)")
     assert len(done) == 4 and {j["status"] for j in done} == {"completed", "failed"}
-    assert (the_sweep(workdir, "gnn") / "sweep.md").read_text().count("★") == 1  # the best of those that completed
-    results = OmegaConf.load(the_sweep(workdir, "gnn") / "optimization_results.yaml")
+    assert (sweep / "sweep.md").read_text().count("★") == 1  # the best of those that completed
     assert results.best_params["model.dropout"] == 0.2
     assert results.best_value == max(j["metrics"]["test_acc"] for j in done if j["status"] == "completed")
 
@@ -74,15 +65,21 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(workdir):
 def test_a_stored_search_interrupted_after_two_trials_continues_to_four(workdir):
     import optuna
 
-    search = ["gnn", "--smoke", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=4", "train.epochs=400",
+    stored = ["gnn", "--smoke", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=4", "train.epochs=400",
               "hydra.sweeper.storage=sqlite:///outputs/search.db", "hydra.sweeper.study_name=cora_test"]
-    proc = subprocess.Popen([*TRENDS, *search], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([*TRENDS, *stored], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ))
     deadline = time.time() + 120
     # The third trial's folder: the plugin asks for a trial only after telling the study the one before. (Two
     # completed folders are not enough: the second trial's summary is written before its value reaches the study.)
-    while len(jobs(workdir, "gnn")) < 3 and time.time() < deadline:
+    def trials_started() -> int:  # job folders, made as each trial starts (a summary.json only as it ends)
+        return len([p for p in workdir.glob("outputs/gnn/multirun/*/*") if p.is_dir() and p.name.isdigit()])
+
+    while trials_started() < 3 and time.time() < deadline:
         time.sleep(0.05)
+    if trials_started() < 3:
+        proc.kill()
+        pytest.fail(f"the third trial did not start within 120 s: {proc.communicate()[1][-2000:]}")
     proc.send_signal(signal.SIGINT)  # Ctrl-C in the third trial
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -92,7 +89,7 @@ def test_a_stored_search_interrupted_after_two_trials_continues_to_four(workdir)
     reported = sum(t.state == complete for t in optuna.load_study(study_name="cora_test", storage=storage).trials)
     assert reported >= 2  # two, or three where the Ctrl-C came after the third trial's last step
 
-    again = trends(*search, cwd=workdir)
+    again = trends(*stored, cwd=workdir)
     assert again.returncode == 0, again.stderr
     assert f"{reported} of its 4 trials are done, {4 - reported} to go" in again.stderr
     study = optuna.load_study(study_name="cora_test", storage=storage)
@@ -119,7 +116,10 @@ def test_a_search_without_the_plugin_names_the_extra(workdir):
     assert "Traceback" not in result.stderr and not (workdir / "outputs").exists()
 
 
-@pytest.mark.parametrize("demo", sorted(p.parent.parent.name for p in REPO.glob("trends/conf/*/hparams_search/optuna.yaml")))
+SEARCH_SPACES = REPO.glob("trends/conf/*/hparams_search/optuna.yaml")
+
+
+@pytest.mark.parametrize("demo", sorted(p.parent.parent.name for p in SEARCH_SPACES))
 def test_every_search_space_names_keys_its_demo_has(demo):
     # A misspelt key in a search space would only fail at the first trial, minutes into a search.
     with initialize_config_module(config_module="trends.conf", version_base="1.3"):

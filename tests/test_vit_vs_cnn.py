@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from helpers import TRENDS, cifar_sample, ctrl_c_after_first_checkpoint, run_dirs
+from helpers import cifar_sample, reference_then_interrupted, run_dirs
 from trends.core.modules import num_params
 from trends.vision.subsets import nested_stratified_subsets
 from trends.vit_vs_cnn.models import ViT, ResNet, flops_per_image
@@ -145,15 +145,8 @@ def test_smoke_grid_then_each_cell_alone_as_a_multirun(workdir, cli):
 ONE_CELL = ["--smoke", "models=[vit]", "data.fractions=[1.0]", "train.steps=200", "train.checkpoint_every=20"]
 
 
-def test_ctrl_c_mid_cell_then_resume_matches_an_uninterrupted_run(workdir, cli, monkeypatch):
-    monkeypatch.setenv("TRENDS_OUTPUTS", "straight")
-    code, output = cli("vit-vs-cnn", *ONE_CELL)  # in-process where no signal is needed: no start-up cost
-    assert code == 0, output
-    monkeypatch.delenv("TRENDS_OUTPUTS")
-    (reference,) = [p.parent for p in (workdir / "straight").glob("vit-vs-cnn/*/summary.json")]
-
-    code, err = ctrl_c_after_first_checkpoint([*TRENDS, "vit-vs-cnn", *ONE_CELL], "vit-vs-cnn", workdir)
-    assert code == 130, err
+def test_ctrl_c_mid_cell_then_resume_matches_an_uninterrupted_run(workdir, cli):
+    reference, _ = reference_then_interrupted(workdir, "vit-vs-cnn", ONE_CELL, cli)
     (run,) = run_dirs(workdir, "vit-vs-cnn")
     assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
     saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)

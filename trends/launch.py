@@ -35,7 +35,7 @@ from trends.records import layout
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-CONFIGS = "trends.conf"  # the package that holds trends/conf/: Hydra reads it as pkg://trends.conf, installed or editable
+CONFIGS = "trends.conf"  # trends/conf/: Hydra reads it as pkg://trends.conf, installed or editable
 
 
 def config_files():
@@ -63,7 +63,8 @@ class Demo:
 
     def group_options(self) -> list[str]:
         """`group=option` for every group the primary config's defaults list names, read from the folders its Hydra
-        search path adds (`pkg://trends.conf.<name>`: trends/conf/<demo>/ and shared ones such as trends/conf/vision/)."""
+        search path adds (`pkg://trends.conf.<name>`: trends/conf/<demo>/ and shared ones such as
+        trends/conf/vision/)."""
         from omegaconf import OmegaConf
 
         primary = OmegaConf.create(config_files().joinpath(f"{self.config}.yaml").read_text())

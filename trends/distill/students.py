@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trends.errors import UserError
 from trends.records import layout
 from trends.records.metrics import read_metrics
 from trends.records.tables import mean_curve
@@ -48,7 +49,7 @@ class Cohort:
 
 
 def load_students(sweep_dir: Path) -> tuple[list[Student], list[str]]:
-    """The completed students, and one line for each job left out (not completed)."""
+    """The completed students, and one line for each job left out (not completed); a UserError where none is."""
     summaries = {job: layout.read_summary(job) for job in layout.job_folders(sweep_dir)}
     keys = _varying_keys([s.get("overrides", []) for s in summaries.values()])
     students, left_out = [], []
@@ -61,6 +62,8 @@ def load_students(sweep_dir: Path) -> tuple[list[Student], list[str]]:
         students.append(Student(job, summary["method"], summary.get("seed", 0), variant, summary["metrics"],
                                 summary["params"], f"{shape['n_layer']}×{shape['n_embd']} ({shape['n_head']} heads)",
                                 summary["teacher"], summary["teacher_params"], _val_curve(job)))
+    if not students:
+        raise UserError(f"no student of {sweep_dir} completed ({'; '.join(left_out) or 'no jobs'})")
     return students, left_out
 
 

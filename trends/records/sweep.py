@@ -1,6 +1,6 @@
-"""Hydra callbacks of a sweep (trends/conf/common.yaml, and the sweep demos' configs): the table and report once all jobs
-are done, and a demo's own analysis of the whole sweep. Hydra loads them in the launching process, so they stay free
-of torch imports."""
+"""Hydra callbacks of a sweep (trends/conf/common.yaml, and the sweep demos' configs): the table and report once all
+jobs are done, and a demo's own analysis of the whole sweep. Hydra loads them in the launching process, so they stay
+free of torch imports."""
 from __future__ import annotations
 
 import importlib

@@ -31,8 +31,6 @@ def analyse(sweep_dir: Path, settings: DictConfig, console: Console | None = Non
     sweep_dir = Path(sweep_dir)
     console = console or Console()
     rungs, left_out = load_rungs(sweep_dir)
-    if not rungs:
-        raise UserError(f"no job of {sweep_dir} completed ({'; '.join(left_out)})")
     isoflop = any(r.budget is not None for r in rungs)
     plots_dir = sweep_dir / layout.PLOTS
     plots_dir.mkdir(exist_ok=True)

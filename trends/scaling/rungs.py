@@ -47,7 +47,8 @@ class Rung:
 
 
 def load_rungs(sweep_dir: Path) -> tuple[list[Rung], list[str]]:
-    """The completed char-GPT jobs of a sweep folder, smallest first, and one note per job left out."""
+    """The completed char-GPT jobs of a sweep folder, smallest first, and one note per job left out; a UserError
+    where none completed."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir} does not exist; pass a sweep folder such as outputs/lm/multirun/<stamp>")
@@ -69,6 +70,8 @@ def load_rungs(sweep_dir: Path) -> tuple[list[Rung], list[str]]:
             raise UserError(f"{sweep_dir} is a `trends {summary.get('command')}` sweep; a scaling law needs "
                             "char-GPT runs of `trends lm -m …` or `trends scaling`")
         rungs.append(_rung(job, summary))
+    if not rungs:
+        raise UserError(f"no job of {sweep_dir} completed ({'; '.join(skipped)})")
     return sorted(rungs, key=lambda r: (r.budget or 0, r.params)), skipped
 
 

@@ -1,6 +1,7 @@
 """The contenders: a ResNet with a CIFAR stem, a Vision Transformer, and a hybrid (convolutional stem + transformer).
 
-All three map uint8-derived float images (B, 3, H, W) to logits (B, classes). Sizes come from trends/conf/vit_vs_cnn/model/.
+All three map uint8-derived float images (B, 3, H, W) to logits (B, classes). Sizes come from
+trends/conf/vit_vs_cnn/model/.
 """
 from __future__ import annotations
 
