@@ -56,12 +56,20 @@ def run_dirs(root: Path, command: str) -> list[Path]:
     return sorted(p.parent for p in (root / "outputs" / command).glob("**/summary.json"))
 
 
+def as_in_a_terminal() -> None:
+    """Popen's preexec_fn for a command a test will Ctrl-C: SIGINT back to its default, as in a terminal's foreground.
+    A shell that starts the suite in the background (`make test &`) makes it ignored, every child inherits that, and
+    Python then leaves it ignored outside a run's own handler: a Ctrl-C between two jobs of a sweep would be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def ctrl_c_after_first_checkpoint(argv: list[str], command: str, cwd: Path, env: dict | None = None,
                                   whole_group: bool = False) -> tuple[int, str]:
     """Start `argv`, press Ctrl-C as soon as the run of `command` has saved its first checkpoint; (exit code,
     stderr). whole_group sends it to the process group, as a terminal does (torchrun and all its workers)."""
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})}, start_new_session=whole_group)
+                            env={**os.environ, **(env or {})}, start_new_session=whole_group,
+                            preexec_fn=as_in_a_terminal)
     deadline = time.time() + 120
     while not list(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt")) and time.time() < deadline:
         time.sleep(0.02)

@@ -13,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 
-from helpers import REPO, TRENDS, run_dirs, summary, trends
+from helpers import REPO, TRENDS, as_in_a_terminal, run_dirs, summary, trends
 
 pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the search extra: pip install 'trends-lab[search]'")
 
@@ -68,7 +68,7 @@ def test_a_stored_search_interrupted_after_two_trials_continues_to_four(workdir)
     stored = ["gnn", "--smoke", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=4", "train.epochs=400",
               "hydra.sweeper.storage=sqlite:///outputs/search.db", "hydra.sweeper.study_name=cora_test"]
     proc = subprocess.Popen([*TRENDS, *stored], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ))
+                            text=True, env=dict(os.environ), preexec_fn=as_in_a_terminal)
     deadline = time.time() + 120
     # The third trial's folder: the plugin asks for a trial only after telling the study the one before. (Two
     # completed folders are not enough: the second trial's summary is written before its value reaches the study.)
