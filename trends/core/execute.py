@@ -72,8 +72,11 @@ def _graceful_sigint(run: Run):
     """First Ctrl-C asks the loop to save and stop at the next step boundary; a second one aborts at once.
 
     Under torchrun a worker gets each Ctrl-C twice, from the terminal and again from torchrun as it shuts the
-    workers down; there the repeat is ignored, and torchrun itself kills workers that take over 30 s to stop."""
-    if threading.current_thread() is not threading.main_thread():
+    workers down; there the repeat is ignored, and torchrun itself kills workers that take over 30 s to stop.
+
+    A process that was started with Ctrl-C ignored (`nohup`, `cmd &` from a script: the shell's way of keeping a
+    terminal's Ctrl-C from background jobs) keeps ignoring it, during a job as between two jobs of a sweep."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     under_torchrun = "TORCHELASTIC_RUN_ID" in os.environ

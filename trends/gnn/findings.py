@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import statistics
 
+from trends.records.findings import above_chance
+
 
 def node_finding(summary: dict, model: str, dataset: str) -> str | None:
     """From a node-classification run's summary (`metrics.test_acc`, in %, `classes`)."""
@@ -12,7 +14,7 @@ def node_finding(summary: dict, model: str, dataset: str) -> str | None:
     if acc is None or not classes:
         return None
     return (f"{model.upper()} on {dataset} reaches {acc:.1f} % test accuracy (at the epoch picked by validation) — "
-            f"{_above_chance(acc, classes)}")
+            f"{above_chance(acc, classes)}")
 
 
 def graph_finding(summary: dict, model: str, dataset: str) -> str | None:
@@ -23,10 +25,4 @@ def graph_finding(summary: dict, model: str, dataset: str) -> str | None:
     mean = statistics.fmean(folds)
     std = f" ± {statistics.stdev(folds):.1f}" if len(folds) > 1 else ""
     return (f"{model.upper()} on {dataset} reaches {mean:.1f}{std} % accuracy over {len(folds)} folds of "
-            f"cross-validation — {_above_chance(mean, classes)}")
-
-
-def _above_chance(acc: float, classes: int) -> str:
-    chance = 100 / classes
-    return f"{abs(acc - chance):.1f} points {'above' if acc >= chance else 'below'} a uniform guess over its " \
-           f"{classes} classes ({chance:.1f} %)"
+            f"cross-validation — {above_chance(mean, classes)}")

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from trends.errors import UserError
 
-
 CONFIGS = "trends.conf"  # trends/conf/: Hydra reads it as pkg://trends.conf, installed or editable
 
 

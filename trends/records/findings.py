@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import statistics
 
+from .tables import fmt
+
 
 def sig(value: float, digits: int = 3) -> str:
     """`value` to `digits` significant digits, trailing zeros kept (0.2031 → "0.203", 0.2 → "0.200", 22.13 →
@@ -17,17 +19,12 @@ def sig(value: float, digits: int = 3) -> str:
     return f"{value:#.{digits}g}".rstrip(".")
 
 
-def num(value: float) -> str:
-    """A metric as the tables show it: 4 significant digits (1.9312 → "1.931", 81.5 → "81.5")."""
-    return f"{value:.4g}"
-
-
 def spread(values: list[float]) -> str:
     """"1.931 ± 0.013" over several values (mean ± sample std, the mean to the std's last digit), "1.931" for one."""
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     if not std:
-        return num(mean) + (" ± 0" if len(values) > 1 else "")
+        return fmt(mean) + (" ± 0" if len(values) > 1 else "")
     error = sig(std, 2)
     decimals = len(error.partition(".")[2])
     return f"{mean:.{decimals}f} ± {error}"
@@ -45,6 +42,13 @@ def count(n: float) -> str:
     """A count of parameters or images, short: 27392 → "27.4k", 10750000 → "10.8M"."""
     return next((f"{n / size:.3g}{unit}" for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)) if n >= size),
                 f"{n:g}")
+
+
+def above_chance(acc: float, classes: int) -> str:
+    """"67.9 points above a uniform guess over its 7 classes (14.3 %)": an accuracy in % against chance."""
+    chance = 100 / classes
+    return f"{abs(acc - chance):.1f} points {'above' if acc >= chance else 'below'} a uniform guess over its " \
+           f"{classes} classes ({chance:.1f} %)"
 
 
 def as_sentence(text: str | None) -> str | None:
@@ -71,9 +75,9 @@ def sweep_finding(variants: dict[str, list[float]], metric: str, lower: bool, jo
     if len(variants) == 1:
         (name, values), = variants.items()
         if len(values) == 1:
-            return f"{metric} {num(values[0])} (one completed job){missing}"
-        return (f"{metric} {spread(values)} over {len(values)} seeds, from {num(min(values))} to "
-                f"{num(max(values))}" + ("" if name == "(defaults)" else f" ({name})") + missing)
+            return f"{metric} {fmt(values[0])} (one completed job){missing}"
+        return (f"{metric} {spread(values)} over {len(values)} seeds, from {fmt(min(values))} to "
+                f"{fmt(max(values))}" + ("" if name == "(defaults)" else f" ({name})") + missing)
     ranked = sorted(variants, key=lambda name: statistics.fmean(variants[name]), reverse=not lower)
     best, runner_up, worst = ranked[0], ranked[1], ranked[-1]
     mean = statistics.fmean(variants[best])

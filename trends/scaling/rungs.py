@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from trends.errors import UserError
 from trends.records import layout
+from trends.records.findings import count
 from trends.records.metrics import read_metrics
 from trends.scaling.train import meta_model
 
@@ -37,7 +38,7 @@ class Rung:
 
     @property
     def label(self) -> str:
-        return f"{self.n_layer}×{self.n_embd} ({_short(self.params)})"
+        return f"{self.n_layer}×{self.n_embd} ({count(self.params)})"
 
     def row(self) -> dict:
         row = {"job": self.job, "n_layer": self.n_layer, "n_embd": self.n_embd, "params": self.params,
@@ -89,10 +90,3 @@ def _rung(job: Path, summary: dict) -> Rung:
                 final_val_loss=metrics["final_val_loss"], tokens_per_s=metrics["tokens_per_s"],
                 lr=float(summary.get("lr", cfg.optim.lr)), budget=OmegaConf.select(cfg, "scaling.budget"),
                 curve=curve, curve_split=split, sample=sample.read_text() if sample.is_file() else "")
-
-
-def _short(n: float) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(int(n))

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trends.records import plots
+from trends.records.findings import above_chance
 from trends.records.run import Run
 
 log = logging.getLogger("trends.vit_vs_cnn")
@@ -95,8 +96,7 @@ def finding(summary: dict) -> str:
         name = next(iter(table))
         acc = table[name][largest]
         classes = len(summary.get("classes") or [])
-        chance = f" — {100 * acc - 100 / classes:.1f} points above a uniform guess over its {classes} classes " \
-                 f"({100 / classes:.1f} %)" if classes else ""
+        chance = f" — {above_chance(100 * acc, classes)}" if classes else ""
         return f"{where} {name} reaches {100 * acc:.1f} % test accuracy{chance}"
     gaps = summary["gap"]
     lead = round(100 * gaps[largest], 1)  # points, as the sentence gives them
