@@ -1,9 +1,17 @@
 """`trends gnn`: smoke runs through the CLI, short real runs on Cora and MUTAG (read from ../shared/data, which is
-read-only: processing must happen in the cache), the sweep's seed table, resume, and the errors users can hit."""
+read-only), the sweep's seed table, resume, the errors users can hit, and the checks on what torch_geometric may read:
+raw files with their pinned sha256, from the data root or a download, processed where nothing planted is loaded."""
 from __future__ import annotations
 
 import csv
+import functools
+import http.server
 import json
+import os
+import shutil
+import socket
+import threading
+import zipfile
 
 import pytest
 import torch
@@ -11,9 +19,9 @@ from omegaconf import OmegaConf
 
 from helpers import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, summary, trends
 
-from trends.gnn.data import stratified_folds, synthetic_node_task
+from trends.errors import UserError
+from trends.gnn.data import RAW_SHA256, load_graph_dataset, load_node_task, stratified_folds, synthetic_node_task
 from trends.gnn.models import NodeNet
-
 
 
 def test_smoke_node_classification(workdir, cli):
@@ -103,9 +111,9 @@ def test_cora_message_passing_beats_mlp_and_sweep_aggregates_seeds(workdir, cli)
     mean = {k: float(r["test_acc"].split(" ± ")[0]) for k, r in rows.items()}
     assert mean["model=gcn"] > 75 and mean["model=gcn"] > mean["model=mlp"] + 10, mean
     assert "±" in (sweep / "sweep.md").read_text()
-    # The shared root is read-only: torch_geometric processed Cora in the cache, never beside the raw files.
+    # torch_geometric processed Cora in a private folder, gone since: never beside the raw files, nor in the cache.
     assert not (root / "Cora" / "processed").exists()
-    assert (workdir / "cache" / "trends" / "data" / "Cora" / "processed").is_dir()
+    assert not list((workdir / "cache").glob("**/processed"))
 
 
 def test_mutag_cross_validation(workdir, cli):
@@ -121,12 +129,132 @@ def test_mutag_cross_validation(workdir, cli):
 
 @pytest.mark.parametrize("data, expected", [("cora", "ind.cora."), ("mutag", "MUTAG_")])
 def test_offline_without_a_copy_says_which_files_to_put_where(workdir, cli, data, expected):
+    """The download fails for sure, online or not: data.url names a port nothing listens on."""
     empty = workdir / "empty"
     task = ["task=graph"] if data == "mutag" else []
-    code, out = cli("gnn", *task, f"data={data}", f"data.root={empty}")
+    code, out = cli("gnn", *task, f"data={data}", f"data.root={empty}", f"data.url=http://127.0.0.1:{closed_port()}")
     assert code == 2, out
+    assert "the download failed (ClientConnectorError" in out, out
     assert expected in out and str(empty) in out and "Traceback" not in out
     assert run_dirs(workdir, "gnn") == []  # bad input leaves no half-made run
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: bound, then released (connecting is refused at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def graph_root(target, *names: str):
+    """A writable data root under `target` with copies of the shared raw files of each dataset in `names`."""
+    for name in names:
+        shutil.copytree(shared(name, "raw"), target / name / "raw")
+    return target
+
+
+class Planted:
+    """Unpickled, makes the folder `path`: proof that a file was loaded as code."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+@pytest.mark.parametrize("name, file, args", [("Cora", "ind.cora.graph", []),
+                                              ("MUTAG", "MUTAG_A.txt", ["task=graph", "data=mutag"])])
+def test_a_tampered_raw_file_is_refused_before_anything_reads_it(workdir, cli, name, file, args):
+    root = graph_root(workdir / "data", name)
+    marker = workdir / "code-ran"
+    torch.save(Planted(marker), root / name / "raw" / file)  # a pickle that runs code when unpickled
+    code, out = cli("gnn", *args, f"data.root={root}")
+    assert code == 2, out
+    assert out.strip().splitlines()[-1] == (f"error: {root / name / 'raw' / file} is not the file trends expects "
+                                            f"(sha256 {RAW_SHA256[name][file]}): delete it to download it again, or "
+                                            "restore the original")
+    assert out.count("error") == 1 and "Traceback" not in out
+    assert not marker.exists() and run_dirs(workdir, "gnn") == []
+    assert not (root / name / "processed").exists()
+
+
+def test_processed_files_planted_beside_the_raw_files_are_never_loaded(workdir):
+    """torch_geometric would read back a processed/ folder it finds, pre_transform.pt with weights_only=False:
+    the one planted here ran code before the raw files were copied into a private folder to be processed."""
+    root = graph_root(workdir / "data", "Cora")
+    (root / "Cora" / "processed").mkdir()
+    for file in ("pre_transform.pt", "pre_filter.pt", "data.pt"):
+        torch.save(Planted(workdir / f"code-ran-{file}"), root / "Cora" / "processed" / file)
+    task = load_node_task(OmegaConf.create({"kind": "planetoid", "name": "cora", "pyg_name": "Cora",
+                                            "root": str(root), "normalize_features": False,
+                                            "sparse_features": False}))
+    assert task.num_nodes == 2708 and task.x.shape == (2708, 1433)
+    assert not list(workdir.glob("code-ran-*"))
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A local HTTP server standing in for the datasets' sources (data.url): Cora's files, MUTAG's zip. Yields
+    (url, folder served). torch_geometric caches a zip while it extracts it under $PYG_HOME: here, not in ~."""
+    monkeypatch.setenv("PYG_HOME", str(tmp_path / "pyg"))
+    served = tmp_path / "mirror"
+    shutil.copytree(shared("Cora", "raw"), served)
+    with zipfile.ZipFile(served / "MUTAG.zip", "w") as z:
+        for f in shared("MUTAG", "raw").iterdir():
+            z.write(f, f"MUTAG/{f.name}")
+    handler = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=served))
+    server.handle_error = lambda *a: None  # a client that stops reading early is no test failure
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", served
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_download_is_checked_before_it_is_kept(workdir, mirror):
+    url, _ = mirror
+    cora = OmegaConf.create({"kind": "planetoid", "name": "cora", "pyg_name": "Cora", "root": str(workdir / "data"),
+                             "url": url, "download_timeout": 10, "normalize_features": False,
+                             "sparse_features": False})
+    assert load_node_task(cora).num_nodes == 2708
+    mutag = OmegaConf.create({"kind": "tu", "name": "mutag", "pyg_name": "MUTAG", "root": str(workdir / "data"),
+                              "url": url, "download_timeout": 10, "node_attr": False})
+    assert len(load_graph_dataset(mutag)) == 188
+    for name in ("Cora", "MUTAG"):  # the raw files and nothing else, beside nothing else
+        assert sorted(p.name for p in (workdir / "data" / name).iterdir()) == ["raw"]
+        assert sorted(p.name for p in (workdir / "data" / name / "raw").iterdir()) == sorted(RAW_SHA256[name])
+
+
+def test_an_altered_download_is_refused_and_nothing_kept(workdir, mirror):
+    url, served = mirror
+    torch.save(Planted(workdir / "code-ran"), served / "ind.cora.ty")
+    cora = OmegaConf.create({"kind": "planetoid", "name": "cora", "pyg_name": "Cora", "root": str(workdir / "data"),
+                             "url": url, "download_timeout": 10, "normalize_features": False,
+                             "sparse_features": False})
+    pin = RAW_SHA256["Cora"]["ind.cora.ty"]
+    with pytest.raises(UserError, match=f"ind.cora.ty, sha256 {pin}.*nothing was kept"):
+        load_node_task(cora)
+    assert list((workdir / "data" / "Cora").iterdir()) == [workdir / "data" / "Cora" / "raw"]
+    assert not list((workdir / "data" / "Cora" / "raw").iterdir()) and not (workdir / "code-ran").exists()
+
+
+@pytest.mark.parametrize("name, size", [("Cora", 2708), ("CiteSeer", 3327), ("MUTAG", 188), ("PROTEINS", 1113)])
+def test_every_pinned_dataset_loads_from_a_read_only_root(workdir, name, size):
+    """The pins are those of the shared copies, and every file torch_geometric needs is among them."""
+    root = shared(name, "raw").parent.parent
+    cfg = {"name": name.lower(), "pyg_name": name, "root": str(root)}
+    if name in ("Cora", "CiteSeer"):
+        cfg.update(kind="planetoid", normalize_features=False, sparse_features=False)
+        assert load_node_task(OmegaConf.create(cfg)).num_nodes == size
+    else:
+        assert len(load_graph_dataset(OmegaConf.create({**cfg, "kind": "tu", "node_attr": False}))) == size
+    assert not (workdir / "cache").exists()  # nothing downloaded, nothing processed into the cache
+
+
+def test_a_dataset_without_pinned_checksums_is_refused(workdir, cli):
+    code, out = cli("gnn", "data=pubmed")
+    assert code == 2 and "no sha256 is pinned for PubMed's raw files" in out and "Traceback" not in out
 
 
 @pytest.mark.parametrize("override, option", [("model=transformer", "gat"), ("data=imagenet", "citeseer"),
@@ -164,6 +292,7 @@ def test_sparse_inputs_give_the_same_model(name):
     torch.manual_seed(0)
     model = NodeNet(model_cfg, 30, 3).eval()
     assert task.x.is_sparse
+    assert model.sparse_input or model.adjacency_input, f"{name} takes neither sparse X nor a sparse adjacency"
     dense = model(task.x.to_dense(), task.edge_index)
     if model.sparse_input:
         torch.testing.assert_close(model(task.x, task.edge_index), dense)
