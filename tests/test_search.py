@@ -86,14 +86,61 @@ def test_a_stored_search_interrupted_after_two_trials_continues_to_four(workdir)
     assert "the same command again continues study cora_test" in err
     storage = f"sqlite:///{workdir}/outputs/search.db"
     complete = optuna.trial.TrialState.COMPLETE
-    reported = sum(t.state == complete for t in optuna.load_study(study_name="cora_test", storage=storage).trials)
+    trials = optuna.load_study(study_name="cora_test", storage=storage).trials
+    reported = sum(t.state == complete for t in trials)
     assert reported >= 2  # two, or three where the Ctrl-C came after the third trial's last step
+    # The trial it was running was failed by the search as it exited, and queued to run again with its settings.
+    [stopped] = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    [queued] = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert queued.params == stopped.params and queued.system_attrs["failed_trial"] == stopped.number
 
     again = trends(*stored, cwd=workdir)
     assert again.returncode == 0, again.stderr
-    assert f"{reported} of its 4 trials are done, {4 - reported} to go" in again.stderr
+    assert f"{reported} of its 4 trials are done or running, {4 - reported} to go" in again.stderr
     study = optuna.load_study(study_name="cora_test", storage=storage)
     assert sum(t.state == complete for t in study.trials) == 4  # not 4 more: the first search's trials count
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # optuna 2's database layer on SQLAlchemy 1.4
+def test_a_shared_study_fails_only_the_trials_whose_worker_stopped_beating(workdir):
+    """Two trials another search asked the stored study for and left running: one whose process still records its
+    heartbeat, one whose heartbeat stopped (a killed process). The next search leaves the first running and counts
+    it as taken; it fails the second and runs it again, with the same settings."""
+    import optuna
+
+    from trends.records.search import Heartbeat, trials_still_owed
+
+    storage = f"sqlite:///{workdir}/outputs/search.db"
+    stored = ["gnn", "--smoke", "-m", "hparams_search=optuna", "hydra.sweeper.storage=sqlite:///outputs/search.db",
+              "hydra.sweeper.study_name=shared"]
+    first = trends(*stored, "hydra.sweeper.n_trials=1", cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    study = optuna.load_study(study_name="shared", storage=storage)
+    space = study.trials[0].distributions
+    live, dead = study.ask(space), study.ask(space)
+    other_search = Heartbeat(interval=0.5)  # the live worker's process, beating
+    other_search.add(storage, "shared", live.number)
+    backend = optuna.storages.RDBStorage(storage)  # the dead one beat once, then its process was killed
+    backend.record_heartbeat(backend.get_trial_id_from_study_id_trial_number(backend.get_study_id_from_name("shared"),
+                                                                             dead.number))
+    time.sleep(4)  # past a 2 s grace period (SQLite's clock counts whole seconds)
+
+    assert trials_still_owed(storage, "shared", 4, grace_s=2) == 2  # 4 - the first trial - the live one
+    trials = optuna.load_study(study_name="shared", storage=storage).trials
+    assert trials[live.number].state == optuna.trial.TrialState.RUNNING
+    assert trials[dead.number].state == optuna.trial.TrialState.FAIL
+    [queued] = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
+    assert queued.params == trials[dead.number].params
+
+    again = trends(*stored, "hydra.sweeper.n_trials=4", cwd=workdir)  # the default grace: the live one is live
+    assert again.returncode == 0, again.stderr
+    assert "2 of its 4 trials are done or running, 2 to go" in again.stderr
+    trials = optuna.load_study(study_name="shared", storage=storage).trials
+    assert trials[live.number].state == optuna.trial.TrialState.RUNNING  # never failed, never run twice
+    [rerun] = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert rerun.state == optuna.trial.TrialState.COMPLETE and rerun.params == trials[dead.number].params
+    assert len(trials) == 5 and sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 3
+    study.tell(live, 0.0)  # the live worker finishes; its heartbeat stops with the trial
 
 
 def test_search_refusals_are_one_line(workdir):

@@ -35,8 +35,9 @@ def check_search(demo: Demo, args: list[str], *, multirun: bool) -> None:
 def search_settings(demo: Demo, args: list[str], cfg: DictConfig) -> list[str]:
     """What a search's sweeper needs from trends, given the sweep's composed config: the direction of the optimised
     metric (unless given), and for a study stored in a database the trials it still owes, so that the same command
-    again continues an interrupted search. None for Hydra's grid."""
-    from trends.records.search import direction, is_search, trials_still_owed
+    again continues an interrupted search, and the hook that records the heartbeat of each trial it runs (so that
+    a search sharing the study fails only the trials whose process is gone). None for Hydra's grid."""
+    from trends.records.search import KEEP_ALIVE, direction, is_search, trials_still_owed
 
     sweeper = cfg.hydra.sweeper
     if not is_search(sweeper.get("_target_")):
@@ -51,10 +52,14 @@ def search_settings(demo: Demo, args: list[str], cfg: DictConfig) -> list[str]:
             raise UserError("a stored study needs a name to be found again: add hydra.sweeper.study_name=NAME")
         if str(sweeper.storage).startswith("sqlite:///"):  # SQLite makes the file, not its folder
             Path(str(sweeper.storage)[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if sweeper.get("custom_search_space") not in (None, KEEP_ALIVE):
+            raise UserError("hydra.sweeper.custom_search_space is taken for a stored study: trends records each "
+                            "trial's heartbeat there; leave it unset")
+        added.append(f"hydra.sweeper.custom_search_space={KEEP_ALIVE}")
         owed = trials_still_owed(str(sweeper.storage), sweeper.study_name, sweeper.n_trials)
         if owed < sweeper.n_trials:
             print(f"study {sweeper.study_name} in {sweeper.storage}: {sweeper.n_trials - owed} of its "
-                  f"{sweeper.n_trials} trials are done, {owed} to go", file=sys.stderr)
+                  f"{sweeper.n_trials} trials are done or running, {owed} to go", file=sys.stderr)
             added.append(f"hydra.sweeper.n_trials={owed}")
     return added
 
