@@ -66,17 +66,23 @@ def as_in_a_terminal() -> None:
 def ctrl_c_after_first_checkpoint(argv: list[str], command: str, cwd: Path, env: dict | None = None,
                                   whole_group: bool = False) -> tuple[int, str]:
     """Start `argv`, press Ctrl-C as soon as the run of `command` has saved its first checkpoint; (exit code,
-    stderr). whole_group sends it to the process group, as a terminal does (torchrun and all its workers)."""
+    stderr). whole_group sends it to the process group, as a terminal does (torchrun and all its workers). A command
+    that ends before that, or saves nothing within 120 s, fails the test: Ctrl-C is never sent late or to no one."""
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})}, start_new_session=whole_group,
                             preexec_fn=as_in_a_terminal)
     deadline = time.time() + 120
-    while not list(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt")) and time.time() < deadline:
+    while not list(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt")):
+        if proc.poll() is not None or time.time() > deadline:  # it ended, or hangs: no Ctrl-C, a failure
+            ended = f"ended (exit {proc.returncode})" if proc.returncode is not None else "ran 120 s"
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(f"{command} {ended} without a checkpoint, so no Ctrl-C was sent; stderr:\n{err[-2000:]}")
         time.sleep(0.02)
-    if not list(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt")):
-        proc.kill()
+    if proc.poll() is not None:
         _, err = proc.communicate()
-        pytest.fail(f"no checkpoint of {command} within 120 s; stderr:\n{err[-2000:]}")
+        pytest.fail(f"{command} ended (exit {proc.returncode}) before Ctrl-C could reach it: the run is too short "
+                    f"for this test; stderr:\n{err[-2000:]}")
     if whole_group:
         os.killpg(proc.pid, signal.SIGINT)
     else:

@@ -95,11 +95,6 @@ def test_debug_shows_the_traceback(workdir):
     assert "Traceback" in result.stderr
 
 
-def test_run_folders_never_collide(workdir, monkeypatch):
-    from trends.launch import new_run_dir
-
-    folders = {new_run_dir("lm") for _ in range(3)}  # same second, three distinct folders
-    assert len(folders) == 3 and all(f.is_dir() for f in folders)
 
 
 def test_multirun_writes_one_folder_per_job_and_a_sweep_table(workdir):

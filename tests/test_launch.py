@@ -44,3 +44,23 @@ def test_a_single_run_composes_its_config_once_and_checks_it_once(workdir, monke
     assert summary(plan.folder)["status"] == "completed"
     assert {p.name for p in (plan.folder / ".hydra").iterdir()} == {"config.yaml", "hydra.yaml", "overrides.yaml"}
     assert (plan.folder / "lm.log").is_file()
+
+
+def test_a_run_started_in_the_same_second_as_another_gets_the_next_suffix(workdir):
+    """The folder named after this second is taken first, for sure: the new runs get `_1` and `_2`. (Three runs in
+    a row need not share a second, and then they would not collide at all.)"""
+    from datetime import datetime
+
+    def second() -> str:
+        return datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+    for _ in range(5):  # again if the clock's second ticked over in between
+        stamp = second()
+        (workdir / "outputs" / "lm" / stamp).mkdir(parents=True, exist_ok=True)
+        first, then = launch.new_run_dir("lm"), launch.new_run_dir("lm")
+        if second() == stamp:
+            break
+    else:
+        pytest.fail("the clock's second ticked over five times in a row")
+    assert (first.name, then.name) == (f"{stamp}_1", f"{stamp}_2")
+    assert first.is_dir() and then.is_dir() and first.parent.resolve() == workdir / "outputs" / "lm"
