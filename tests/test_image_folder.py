@@ -2,11 +2,12 @@
 files are skipped and reported, a corrupted cache is decoded again, and the errors a user can fix say how."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_dirs, summary, trends
+from helpers import run_dirs, shared, summary, trends
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -148,3 +149,31 @@ def test_a_class_with_no_readable_image_is_an_error(workdir):
         f.write_bytes(b"")
     with pytest.raises(UserError, match="dogs .* no readable image"):
         load_image_sets(image_cfg(root, image_size=8, max_unreadable=1.0))
+
+
+def test_images_in_sub_folders_of_a_class_belong_to_it_as_torchvision_reads_them(workdir):
+    """A class folder sorted into sub-folders (by date, by source) is one class, as torchvision's ImageFolder reads
+    it: its images are found at any depth, in ImageFolder's order, and hidden folders are still left out."""
+    from torchvision.datasets import ImageFolder
+
+    source = shared("cifar10_jpg", "train")
+    root = workdir / "photos"
+    layout = {"cat": ["", "2024", "2024/summer", "phone"], "dog": ["scans", "scans/old"]}  # dog: only in sub-folders
+    for split in ("train", "test"):
+        for name, folders in layout.items():
+            images = sorted((source / name).iterdir())
+            for i, folder in enumerate(folders):
+                (root / split / name / folder).mkdir(parents=True, exist_ok=True)
+                for image in images[2 * i:2 * i + 2]:
+                    shutil.copy(image, root / split / name / folder / image.name)
+    (root / "train" / "cat" / ".thumbnails").mkdir()
+    shutil.copy(next((source / "cat").iterdir()), root / "train" / "cat" / ".thumbnails" / "thumb.jpg")
+    train, test = load_image_sets(image_cfg(root))
+    assert train.classes == ["cat", "dog"] and len(train) == len(test) == 2 * 4 + 2 * 2  # two images a folder
+    (root / "train" / "cat" / ".thumbnails" / "thumb.jpg").unlink()  # torchvision would read it: compare without
+    expected = ImageFolder(str(root / "train"))
+    assert train.classes == expected.classes
+    assert train.labels.tolist() == expected.targets  # every image at any depth, labelled by its class, same order
+    first_nested = next(i for i, (path, _) in enumerate(expected.samples) if "summer" in path)
+    assert np.array_equal(train.images[first_nested].permute(1, 2, 0).numpy(),
+                          np.asarray(expected.loader(expected.samples[first_nested][0])))

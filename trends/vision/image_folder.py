@@ -1,4 +1,5 @@
-"""A user's own ImageFolder tree (`train/<class>/*`, `test/<class>/*`) decoded once into uint8 tensors and cached.
+"""A user's own ImageFolder tree (`train/<class>/**`, `test/<class>/**`: an image in a sub-folder of a class folder is
+of that class, as torchvision reads it) decoded once into uint8 tensors and cached.
 
 Real folders mix sizes, modes and the odd broken file: every image is turned to RGB and, given `data.image_size=N`,
 resized on its shorter side to N and centre-cropped to N×N at decode time; files that cannot be decoded are skipped,
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -46,15 +48,31 @@ def load(root: Path, image_size: int | None, max_unreadable: float) -> list[tupl
 
 
 def _list(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Class names and (file, label) pairs; hidden entries (.DS_Store, macOS's ._ twins) are not the user's images."""
+    """Class names and (file, label) pairs, as torchvision's ImageFolder finds them: a class is a sub-folder of
+    `folder`, and every image anywhere under it, in sub-folders too, is of that class. Hidden entries (.DS_Store,
+    macOS's ._ twins and __MACOSX folders) are not the user's images."""
     if not folder.is_dir():
         raise UserError(f"{folder} is missing; an ImageFolder root needs train/ and test/ sub-folders")
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX")))
-    files = [(f, i) for i, c in enumerate(classes) for f in sorted((folder / c).iterdir())
-             if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()]
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not _hidden(p.name))
+    files = [(f, i) for i, c in enumerate(classes) for f in _images_under(folder / c)]
     if not files:
         raise UserError(f"no images under {folder}/<class>/ (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return classes, files
+
+
+def _images_under(class_dir: Path) -> list[Path]:
+    """Every image file under a class folder, at any depth, in ImageFolder's order (folders by path, then files by
+    name); links are followed, as ImageFolder follows them."""
+    walked = []
+    for root, dirs, names in os.walk(class_dir, followlinks=True):
+        dirs[:] = [d for d in dirs if not _hidden(d)]
+        walked.append((root, names))
+    return [Path(root) / n for root, names in sorted(walked) for n in sorted(names)
+            if Path(n).suffix.lower() in IMAGE_SUFFIXES and not _hidden(n) and (Path(root) / n).is_file()]
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith((".", "__MACOSX"))
 
 
 def _read_cache(path: Path) -> dict | None:
