@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -40,8 +41,8 @@ def _add_demo(demo: Demo) -> None:
         resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
         debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
         source: Optional[Path] = typer.Option(None, "--from", hidden=not demo.sweep,
-                                              help="Analyse this finished sweep (e.g. outputs/lm/multirun/<stamp>) "
-                                                   "instead of training: fit, plots, table, samples."),
+                                              help=f"Analyse this finished sweep instead of training: `trends "
+                                                   f"{demo.command}`'s own analysis, as at the end of its sweep."),
     ) -> None:
         if not demo.available:
             _fail(f"`trends {demo.command}` is not built yet (see issue #{demo.issue}); try `trends lm`.")
@@ -49,7 +50,8 @@ def _add_demo(demo: Demo) -> None:
             _fail("--resume continues a run or a whole sweep from its folder; drop -m")
         if source is not None:
             if not demo.sweep:
-                _fail(f"--from is an option of `trends scaling`, not of `trends {demo.command}`")
+                sweeps = " and ".join(f"`trends {d.command}`" for d in DEMOS if d.sweep)
+                _fail(f"--from is an option of {sweeps}, not of `trends {demo.command}`")
             raise typer.Exit(_analyse(demo, source, list(overrides or []), debug=debug))
         overrides = list(overrides or [])
         if resume is None and not cfg:
@@ -110,9 +112,25 @@ def _launch(demo: Demo, overrides: list[str], *, epochs: float | None, smoke: bo
         if isinstance(err, ValueError) and "No trials are completed" in str(err):
             say(f"error: no trial of the search completed; each trial's summary.json under {run_dir} says why")
             return 1
+        if isinstance(err, OSError) and err.strerror:  # a full disk, a lost mount: the folder keeps what it saved
+            say(f"error: {err.strerror}" + (f" writing {err.filename}" if err.filename else ""))
+            say(_what_is_kept(run_dir, f"trends {demo.command}"))
+            return 1
         typer.echo(f"error: {type(err).__name__}: {err}\n(run folder: {run_dir}; add --debug for the traceback)",
                    err=True)
         return 1
+
+
+def _what_is_kept(run_dir: Path | None, again: str) -> str:
+    """The second line after a run failed writing: what its folder still holds, and how it goes on."""
+    from trends.records import layout
+
+    if run_dir is None or not run_dir.is_dir():
+        return "nothing was recorded"
+    step = layout.read_summary(run_dir).get("checkpoint", {}).get("step")
+    if step is None or not layout.checkpoint_of(run_dir).is_file():
+        return f"run folder: {run_dir} (no checkpoint yet)"
+    return f"{run_dir} keeps its metrics and its checkpoint of step {step}; once fixed: {again} --resume {run_dir}"
 
 
 def _before_launch(demo: Demo, overrides: list[str], *, smoke: bool, debug: bool) -> list[str]:
@@ -134,22 +152,38 @@ def _before_launch(demo: Demo, overrides: list[str], *, smoke: bool, debug: bool
 
 
 def _analyse(demo: Demo, sweep_dir: Path, overrides: list[str], debug: bool) -> int:
-    """`trends scaling --from SWEEP [scaling.…=…]`: the analysis alone, with the demo's settings (and overrides)."""
-    from trends.errors import UserError
-
-    try:
+    """`trends scaling --from SWEEP [scaling.…=…]` (or distill's): the demo's analysis alone, with the demo's
+    settings (and overrides), on a sweep it checks first."""
+    with _reading(sweep_dir, debug=debug):
         launch.analyse(demo, sweep_dir, overrides)
-        return 0
-    except UserError as err:
-        if debug:
-            raise
-        typer.echo(f"error: {err}", err=True)
-        return 2
+    return 0
 
 
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+
+
+@contextmanager
+def _reading(*folders: Path, debug: bool = False):
+    """Around a command that reads folders the user named (`sample`, `report`, `runs show`, `runs compare`, a sweep's
+    `--from`): what they check and refuse (a UserError) is one line and exit code 2; anything else a folder's content
+    breaks is two lines and exit code 1, not a traceback (`--debug` or HYDRA_FULL_ERROR=1 shows it)."""
+    from trends.errors import UserError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except Exception as err:
+        if debug or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        if isinstance(err, UserError):
+            _fail(str(err))
+        first = (str(err).strip().splitlines() or [""])[0]
+        typer.echo(f"error: {type(err).__name__}: {first}\n(reading {', '.join(map(str, folders))}; "
+                   "HYDRA_FULL_ERROR=1 shows the traceback)", err=True)
+        raise typer.Exit(1)
 
 
 for _demo in DEMOS:
@@ -167,15 +201,11 @@ def sample(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Generate text from a trained `trends lm` run."""
-    from trends.errors import UserError
-
-    try:
+    with _reading(run_dir):
         from trends.text.sample import sample_from_run
 
         text = sample_from_run(run_dir, prompt=prompt, tokens=tokens, temperature=temperature, top_k=top_k,
                                seed=seed, device=device)
-    except UserError as err:
-        _fail(str(err))
     typer.echo(text)
 
 
@@ -186,13 +216,10 @@ def report(
                                        help="Where to write (default: FOLDER/report.html; for several: compare.html)."),
 ) -> None:
     """One self-contained HTML page of a run, a sweep (mean ± std over seeds), or runs side by side."""
-    from trends.errors import UserError
     from trends.records.report import write_report
 
-    try:
+    with _reading(*paths):
         written = write_report(paths, out)
-    except UserError as err:
-        _fail(str(err))
     typer.echo(f"report: {written}")
 
 
@@ -243,10 +270,8 @@ def runs_show(run_dir: Path = typer.Argument(..., help="A run folder.")) -> None
     """Everything a run recorded: summary, config, files."""
     from trends.cli.runs import show_run
 
-    try:
+    with _reading(run_dir):
         show_run(run_dir)
-    except FileNotFoundError as err:
-        _fail(str(err))
 
 
 @runs_app.command("compare")
@@ -256,10 +281,8 @@ def runs_compare(run_dirs: List[Path] = typer.Argument(..., help="Two or more ru
 
     if len(run_dirs) < 2:
         _fail("compare needs two or more run folders")
-    try:
+    with _reading(*run_dirs):
         compare_runs(run_dirs)
-    except FileNotFoundError as err:
-        _fail(str(err))
 
 
 def main() -> None:

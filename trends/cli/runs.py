@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from trends.records.layout import job_folders, read_summary
+from trends.records.layout import job_folders, read_summary, status_of
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -31,23 +31,39 @@ def print_runs(root: Path, limit: int) -> None:
     for col in ("run", "command", "status", "overrides", "headline", "time"):
         table.add_column(col, overflow="fold")
     for run in runs[:limit]:
-        row = _sweep_row(run) if (run / "multirun.yaml").is_file() else _run_row(_summary(run))
+        row = _sweep_row(run) if (run / "multirun.yaml").is_file() else _run_row(run)
         table.add_row(str(run.relative_to(root)), *row)
     console.print(table)
 
 
-def _run_row(s: dict) -> tuple[str, ...]:
-    overrides = escape(" ".join(o for o in s.get("overrides", []) if not o.startswith("hydra")))
-    return (s.get("command", "?"), _status(s.get("status")), overrides, _headline(s),
-            f"{s.get('duration_s', 0):.0f}s")
+def _run_row(run: Path) -> tuple[str, ...]:
+    s = _summary(run)
+    overrides = escape(" ".join(o for o in s.get("overrides", []) if not o.startswith(("hydra", "resume="))))
+    return s.get("command", "?"), _state(run, s), overrides, _headline(s), f"{_seconds(s):.0f}s"
+
+
+def _state(run: Path, s: dict) -> str:
+    """The run's status as it stands; a running or killed one says how far its last checkpoint got (where
+    `--resume` starts)."""
+    status = status_of(run, s)
+    step = s.get("checkpoint", {}).get("step")
+    if status in ("running", "killed"):
+        return _status(status) + (f" (checkpoint: step {step})" if step is not None else " (no checkpoint)")
+    return _status(status)
+
+
+def _seconds(s: dict) -> float:
+    """Seconds of work: the whole run's once it ended, up to its last checkpoint before."""
+    return s.get("duration_s", s.get("checkpoint", {}).get("elapsed", 0))
 
 
 def _sweep_row(sweep: Path) -> tuple[str, ...]:
     """One row for a whole sweep: its jobs' statuses counted, its own headline (a demo's analysis) or its best
     job's, and the jobs' time added up."""
-    jobs = [read_summary(j) for j in job_folders(sweep)]
+    folders = job_folders(sweep)
+    jobs = [read_summary(j) for j in folders]
     own = read_summary(sweep)
-    counts = Counter(j.get("status", "missing") for j in jobs)
+    counts = Counter(status_of(f, j) or "missing" for f, j in zip(folders, jobs))
     status = ", ".join(f"{n} {_status(k)}" for k, n in counts.items()) or "no jobs yet"
     if own.get("status") == "failed":
         status += f", analysis {_status('failed')}"
@@ -55,7 +71,7 @@ def _sweep_row(sweep: Path) -> tuple[str, ...]:
     overrides = escape("-m " + " ".join(o for o in task if not o.startswith(("hydra", "resume="))))
     headline = _headline(own) or _best_headline(sweep)
     command = own.get("command") or next((j.get("command") for j in jobs if j.get("command")), "?")
-    return command, status, overrides, headline, f"{sum(j.get('duration_s', 0) for j in jobs):.0f}s"
+    return command, status, overrides, headline, f"{sum(_seconds(j) for j in jobs):.0f}s"
 
 
 def _headline(s: dict) -> str:
@@ -76,21 +92,22 @@ def _best_headline(sweep: Path) -> str:
 
 
 def compare_runs(paths: list[Path]) -> None:
-    """`trends runs compare A B …`: the runs' headlines, the config keys that differ, every metric side by side."""
-    from trends.records.report import Folder, config_diff, fmt
+    """`trends runs compare A B …`: the runs' headlines, the config keys that differ, every metric side by side. Each
+    folder is checked first (a UserError says what it is instead of a run); text from the folders is escaped, never
+    read as rich markup."""
+    from trends.records.report import Folder, config_diff, fmt, read_record
 
+    for path in paths:
+        read_record(Path(path), sweeps=False)
     runs = [Folder(Path(p)) for p in paths]
-    for run in runs:
-        if not run.summary:
-            raise FileNotFoundError(f"{run.path} is not a run folder (no summary.json)")
     console = Console()
-    names = [r.name for r in runs]
+    names = [escape(r.name) for r in runs]
     overview = Table(title="runs")
     for col in ("", *names):
         overview.add_column(col, overflow="fold")
-    for label, get in (("command", lambda r: r.summary.get("command", "?")),
-                       ("status", lambda r: _status(r.summary.get("status"))),
-                       ("headline", lambda r: _headline(r.summary)),
+    for label, get in (("command", lambda r: escape(str(r.summary.get("command", "?")))),
+                       ("status", lambda r: _state(r.path, r.summary)),
+                       ("headline", lambda r: escape(_headline(r.summary))),
                        ("time", lambda r: f"{r.summary.get('duration_s', 0):.0f}s")):
         overview.add_row(label, *(get(r) for r in runs))
     console.print(overview)
@@ -98,7 +115,7 @@ def compare_runs(paths: list[Path]) -> None:
     if diff:
         table = Table(title="config: the keys that differ")
         for col in diff[0]:
-            table.add_column(col, overflow="fold")
+            table.add_column(escape(col), overflow="fold")
         for row in diff:
             table.add_row(*(escape(fmt(v)) for v in row.values()))
         console.print(table)
@@ -108,7 +125,7 @@ def compare_runs(paths: list[Path]) -> None:
     for col in ("metric", *names):
         metrics.add_column(col, overflow="fold")
     for name in dict.fromkeys(k for r in runs for k in r.summary.get("metrics", {})):
-        metrics.add_row(name, *(fmt(r.summary.get("metrics", {}).get(name)) for r in runs))
+        metrics.add_row(escape(name), *(escape(fmt(r.summary.get("metrics", {}).get(name))) for r in runs))
     console.print(metrics)
 
 
@@ -118,19 +135,24 @@ def _modified(folder: Path) -> float:
 
 
 def show_run(run: Path) -> None:
+    """`trends runs show RUN`: everything a run (or a sweep) recorded: its summary, its config as written, its files.
+    The folder is checked first (a UserError says what it is instead of a run); its text is printed as it is, never
+    read as rich markup."""
+    from trends.records.report import read_record
+
     run = Path(run)
-    if not (run / "summary.json").is_file():
-        raise FileNotFoundError(f"{run} is not a run folder (no summary.json)")
+    summary = read_record(run)
     console = Console()
-    console.rule(str(run))
-    console.print_json(json.dumps(_summary(run)))
+    console.rule(escape(str(run)))
+    if summary:
+        console.print_json(json.dumps(summary))
     config = run / ".hydra" / "config.yaml"
     if config.is_file():
         console.rule("config")
-        console.print(OmegaConf.to_yaml(OmegaConf.load(config)))
+        console.print(config.read_text(errors="replace"), markup=False, highlight=False)
     console.rule("files")
     for path in sorted(p for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts):
-        console.print(f"{path.relative_to(run)}  ({path.stat().st_size:,} bytes)")
+        console.print(f"{path.relative_to(run)}  ({path.stat().st_size:,} bytes)", markup=False)
 
 
 def _summary(run: Path) -> dict:
@@ -138,5 +160,6 @@ def _summary(run: Path) -> dict:
 
 
 def _status(status: str | None) -> str:
-    colour = {"completed": "green", "interrupted": "yellow", "failed": "red", "diverged": "red"}.get(status or "", "")
-    return f"[{colour}]{status}[/{colour}]" if colour else str(status)
+    colour = {"completed": "green", "interrupted": "yellow", "killed": "yellow", "running": "cyan", "failed": "red",
+              "diverged": "red"}.get(status or "", "")
+    return f"[{colour}]{status}[/{colour}]" if colour else escape(str(status))

@@ -20,43 +20,59 @@ INSIDE_LEGEND = 22  # names up to this long fit the legend in the plot's corner;
 
 def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, title: str, xlabel: str = "step",
                ylabel: str = "", spread: dict[str, Sequence[float]] | None = None) -> str:
-    """One polyline per named (xs, ys) series; `spread` (± per point, e.g. a std over seeds) draws a band."""
-    series = {k: (list(xs), list(ys)) for k, (xs, ys) in series.items() if _finite(ys)}
+    """One polyline per named (xs, ys) series; `spread` (± per point, e.g. a std over seeds) draws a band. A point
+    that is not a finite number (a diverged run logs NaN) is skipped: the line shows what was measured."""
+    series, spread = _finite_points(series, spread or {})
     if not series:
         return ""
     xs_all = [x for xs, _ in series.values() for x in xs]
-    ys_all = [y for _, ys in series.values() for y in ys if _is_num(y)]
-    for name, band in (spread or {}).items():
-        if name in series:
-            ys_all += [y + s for y, s in zip(series[name][1], band)] + [y - s for y, s in zip(series[name][1], band)]
+    ys_all = [y for _, ys in series.values() for y in ys]
+    for name, band in spread.items():
+        ys_all += [y + s for y, s in zip(series[name][1], band)] + [y - s for y, s in zip(series[name][1], band)]
     sx, sy = _Scale(min(xs_all), max(xs_all), LEFT, W - RIGHT), _Scale(min(ys_all), max(ys_all), BASE, TOP)
     legend, height = _legend(list(series))
     parts = [_frame(title, xlabel, ylabel, sx, sy, W, height)]
     for i, (name, (xs, ys)) in enumerate(series.items()):
         colour = PALETTE[i % len(PALETTE)]
-        band = (spread or {}).get(name)
+        band = spread.get(name)
         if band:
             upper = [f"{sx(x):.1f},{sy(y + s):.1f}" for x, y, s in zip(xs, ys, band)]
             lower = [f"{sx(x):.1f},{sy(y - s):.1f}" for x, y, s in zip(xs, ys, band)][::-1]
             parts.append(f'<polygon points="{" ".join(upper + lower)}" fill="{colour}" opacity="0.18"/>')
-        points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys) if _is_num(y))
+        points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys))
         parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.6"/>')
         if len(xs) <= 12:
-            parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>'
-                      for x, y in zip(xs, ys) if _is_num(y)]
+            parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>' for x, y in zip(xs, ys)]
     parts.append(legend)
     return _svg(parts, title, W, height)
+
+
+def _finite_points(series: dict[str, tuple[Sequence[float], Sequence[float]]], spread: dict[str, Sequence[float]]):
+    """The series and their bands with only the points whose x, y (and ±) are finite numbers; a series left with no
+    point is dropped."""
+    kept, bands = {}, {}
+    for name, (xs, ys) in series.items():
+        band = spread.get(name)
+        keep = [i for i, (x, y) in enumerate(zip(xs, ys))
+                if _is_num(x) and _is_num(y) and (band is None or (i < len(band) and _is_num(band[i])))]
+        if keep:
+            kept[name] = ([xs[i] for i in keep], [ys[i] for i in keep])
+            if band is not None:
+                bands[name] = [band[i] for i in keep]
+    return kept, bands
 
 
 def bar_chart(labels: Sequence[str], values: Sequence[float], errors: Sequence[float] | None = None, *, title: str,
               ylabel: str = "", xlabel: str = "") -> str:
     """Bars with optional ± error bars; the value axis spans the data (differences, not the distance to zero). Each
-    label is written in full under its bar, wrapped to the bar's slot (many bars widen the chart)."""
-    errors = list(errors or [0.0] * len(values))
-    if not values:
+    label is written in full under its bar, wrapped to the bar's slot (many bars widen the chart). A value that is not
+    a finite number keeps its slot and label but draws no bar; an error that is not finite draws no error bar."""
+    errors = [e if _is_num(e) else 0.0 for e in (errors or [0.0] * len(values))]
+    drawn = [(v, e) for v, e in zip(values, errors) if _is_num(v)]
+    if not drawn:
         return ""
-    low = min(v - e for v, e in zip(values, errors))
-    high = max(v + e for v, e in zip(values, errors))
+    low = min(v - e for v, e in drawn)
+    high = max(v + e for v, e in drawn)
     base = min(0.0, low) if low >= 0 and high > 0 and low < 0.5 * high else low - 0.1 * (high - low or 1)
     sy = _Scale(base, high, BASE, TOP)
     slot = max(MIN_SLOT, (W - LEFT - RIGHT) / len(values))
@@ -68,13 +84,14 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], errors: Sequence[f
     for i, (label, v, e) in enumerate(zip(labels, values, errors)):
         x = LEFT + i * slot + slot * 0.15
         colour = PALETTE[i % len(PALETTE)]
-        parts.append(f'<rect x="{x:.1f}" y="{sy(v):.1f}" width="{slot * 0.7:.1f}" '
-                     f'height="{max(sy(base) - sy(v), 0.5):.1f}" fill="{colour}"><title>{escape(label)}: '
-                     f'{v:.4g} ± {e:.2g}</title></rect>')
-        if e:
-            cx = x + slot * 0.35
-            parts.append(f'<path d="M{cx:.1f},{sy(v - e):.1f}V{sy(v + e):.1f}M{cx - 4:.1f},{sy(v - e):.1f}'
-                         f'h8M{cx - 4:.1f},{sy(v + e):.1f}h8" stroke="#222" fill="none"/>')
+        if _is_num(v):
+            parts.append(f'<rect x="{x:.1f}" y="{sy(v):.1f}" width="{slot * 0.7:.1f}" '
+                         f'height="{max(sy(base) - sy(v), 0.5):.1f}" fill="{colour}"><title>{escape(label)}: '
+                         f'{v:.4g} ± {e:.2g}</title></rect>')
+            if e:
+                cx = x + slot * 0.35
+                parts.append(f'<path d="M{cx:.1f},{sy(v - e):.1f}V{sy(v + e):.1f}M{cx - 4:.1f},{sy(v - e):.1f}'
+                             f'h8M{cx - 4:.1f},{sy(v + e):.1f}h8" stroke="#222" fill="none"/>')
         parts.append(_text_lines(lines[i], x + slot * 0.35, BASE + 14, anchor="middle"))
     return _svg(parts, title, width, height)
 
@@ -184,7 +201,3 @@ def _svg(parts: list[str], title: str, width: float = W, height: float = H) -> s
 
 def _is_num(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _finite(values) -> bool:
-    return any(_is_num(v) for v in values)

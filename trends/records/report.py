@@ -15,6 +15,7 @@ import base64
 import csv
 import json
 import logging
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -23,13 +24,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 from omegaconf import OmegaConf
 
 from trends.errors import UserError
 
-from . import layout
+from . import layout, lock
 from .charts import bar_chart, line_chart
+from .files import write_atomic
 from .findings import as_sentence, sweep_finding
 from .metrics import read_metrics
 from .search import Objective, best_index, history, score
@@ -49,7 +51,8 @@ class Folder:
 
     @cached_property
     def summary(self) -> dict:
-        return layout.read_summary(self.path)
+        summary = layout.read_summary(self.path)
+        return summary if isinstance(summary, dict) else {}  # a damaged job of a sweep: as if it had none
 
     @cached_property
     def records(self) -> list[dict]:
@@ -61,7 +64,7 @@ class Folder:
         path = self.path / ".hydra" / "config.yaml"
         if not path.is_file():
             return {}
-        return flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=False))
+        return flatten(OmegaConf.to_container(_load_yaml(path), resolve=False))
 
     @property
     def name(self) -> str:
@@ -83,7 +86,7 @@ class Folder:
         out: dict[str, dict[str, tuple[list, list]]] = {}
         for r in self.records:
             for key, value in r.items():
-                if key in NOT_CURVES or not _is_num(value):
+                if key in NOT_CURVES or not _is_finite(value):  # a diverged run's NaN is not a point of its curve
                     continue
                 xs, ys = out.setdefault(key, {}).setdefault(r.get("split", "all"), ([], []))
                 xs.append(r.get("step", len(xs)))
@@ -96,27 +99,71 @@ class Folder:
                 for p in sorted((self.path / layout.PLOTS).glob("*.png"))]
 
 
+def read_record(path: Path, *, sweeps: bool = True) -> dict:
+    """The summary.json of a run folder (or of a sweep's where `sweeps`: {} where its analysis wrote none), read
+    strictly. The commands that read a folder the user named (`report`, `runs show`, `runs compare`) check it here
+    first: a path that is not a folder trends can read is one line saying what it is instead (missing, a file, a
+    folder with no record, a damaged record), never a traceback from deep inside a page."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path} {'is a file' if path.exists() else 'does not exist'}; pass a run or sweep folder "
+                        "under outputs/")
+    if (path / "multirun.yaml").is_file():
+        if not sweeps:
+            jobs = layout.job_folders(path)
+            raise UserError(f"{path} is a sweep; pass run folders, e.g. its job {jobs[0] if jobs else path / '0'}")
+        _load_yaml(path / "multirun.yaml")
+    elif not (path / layout.SUMMARY).is_file():
+        raise UserError(f"{path} is not a run or sweep folder (no summary.json); pass folders under outputs/")
+    return _json_object(path / layout.SUMMARY) if (path / layout.SUMMARY).is_file() else {}
+
+
+def _json_object(path: Path) -> dict:
+    """A JSON file that must hold an object (a summary), or a UserError naming the file and what is wrong with it."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8
+        raise UserError(f"{path} cannot be read ({err}); restore it, or pass another folder") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} holds no JSON object, so it is no run's record; restore it, or pass another folder")
+    return data
+
+
+def _load_yaml(path: Path):
+    """A YAML file Hydra wrote (a composed config, multirun.yaml), or a UserError naming the file and, in one line,
+    what is wrong with it (the parser's own message runs over several lines)."""
+    import yaml
+
+    try:
+        return OmegaConf.load(path)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"{path} is damaged ({getattr(err, 'problem', None) or 'not YAML'}{where}); restore it, or "
+                        "pass another folder") from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} cannot be read ({err}); restore it, or pass another folder") from None
+
+
 def write_report(paths: list[Path], out: Path | None = None) -> Path:
     """One folder: its report (a run's or a sweep's), into the folder unless `out` is given; several: the comparison
     (default `compare.html` here)."""
     paths = [Path(p) for p in paths]
     for p in paths:
-        if not (p / layout.SUMMARY).is_file() and not (p / "multirun.yaml").is_file():
-            raise UserError(f"{p} is not a run or sweep folder (no summary.json); pass folders under outputs/")
+        read_record(p)
     if len(paths) == 1:
-        page = sweep_page(paths[0]) if (paths[0] / "multirun.yaml").is_file() else run_page(paths[0])
-        out = out or paths[0] / REPORT
-    else:
-        sweeps = [str(p) for p in paths if (p / "multirun.yaml").is_file()]
-        if sweeps:
-            raise UserError(f"compare runs, not sweeps ({', '.join(sweeps)}); pass job folders, e.g. {sweeps[0]}/0")
-        page = compare_page([Folder(p) for p in paths])
-        out = out or Path("compare.html")
-    out = Path(out)
+        with lock.hold(paths[0]):  # refused while another process writes the folder: its page would be half a run
+            page = sweep_page(paths[0]) if (paths[0] / "multirun.yaml").is_file() else run_page(paths[0])
+            return _save(page, Path(out or paths[0] / REPORT))
+    sweeps = [str(p) for p in paths if (p / "multirun.yaml").is_file()]
+    if sweeps:
+        raise UserError(f"compare runs, not sweeps ({', '.join(sweeps)}); pass job folders, e.g. {sweeps[0]}/0")
+    return _save(compare_page([Folder(p) for p in paths]), Path(out or "compare.html"))
+
+
+def _save(page: dict, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(render(page))
-    tmp.replace(out)
+    write_atomic(out, render(page))
     return out
 
 
@@ -367,7 +414,9 @@ def best_job(jobs: list[Folder], metric: str, lower: bool) -> Folder | None:
 
 
 def _scores(jobs: list[Folder], metric: str) -> list[float | None]:
-    return [score(j.summary.get("status"), j.summary.get("metrics", {}).get(metric)) for j in jobs]
+    """Each job's value of `metric`; None where it has none, or a value that is not finite (NaN is no score)."""
+    values = [score(j.summary.get("status"), j.summary.get("metrics", {}).get(metric)) for j in jobs]
+    return [v if _is_finite(v) else None for v in values]
 
 
 def _values(members: list[Folder], metric: str) -> list[float]:
@@ -379,7 +428,10 @@ def _mean(members: list[Folder], metric: str) -> float:
 
 
 def _std(members: list[Folder], metric: str) -> float:
+    """The sample std over the seeds; NaN where a value is not finite (statistics.stdev raises on infinity)."""
     values = _values(members, metric)
+    if not all(_is_finite(v) for v in values):
+        return math.nan
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
@@ -422,7 +474,10 @@ def fmt(value: Any) -> str:
 
 
 def render(page: dict) -> str:
-    env = Environment(loader=PackageLoader("trends.records", "."), autoescape=select_autoescape(["j2", "html"]))
+    # Every value is escaped, whatever the template's name: samples, folder names and overrides are text from the
+    # data, and a page must never run what they hold. Only what is built escaped (charts, the tour's sections) is
+    # marked `| safe` in the template.
+    env = Environment(loader=PackageLoader("trends.records", "."), autoescape=True)
     env.globals["fmt"] = fmt
     template = env.get_template("report.html.j2")
     return template.render(generated=datetime.now().strftime("%Y-%m-%d %H:%M"), **page)
@@ -430,6 +485,10 @@ def render(page: dict) -> str:
 
 def _is_num(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value) -> bool:
+    return _is_num(value) and math.isfinite(value)
 
 
 def _number(text: str) -> Any:

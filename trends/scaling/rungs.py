@@ -52,7 +52,8 @@ def load_rungs(sweep_dir: Path) -> tuple[list[Rung], list[str]]:
     where none completed."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise UserError(f"{sweep_dir} does not exist; pass a sweep folder such as outputs/lm/multirun/<stamp>")
+        raise UserError(f"{sweep_dir} {'is a file' if sweep_dir.exists() else 'does not exist'}; pass a sweep folder "
+                        "such as outputs/lm/multirun/<stamp>")
     jobs = layout.job_folders(sweep_dir)
     if not jobs:
         raise UserError(f"{sweep_dir} is not a sweep folder (no job folders 0/, 1/, …); "
