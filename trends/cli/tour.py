@@ -26,6 +26,7 @@ from trends.clock import Stopwatch
 from trends.core.data import data_root
 from trends.errors import UserError
 from trends.records import layout
+from trends.records.files import write_atomic, write_json_atomic
 
 MODES = ("full", "quick", "smoke")
 
@@ -202,16 +203,16 @@ def write_page(folder: Path, chosen: list[dict], state: dict, mode: str) -> Path
     sections = []
     for stage in chosen:
         done = state.get(stage["name"], {})
-        run = folder / done["run"] if done.get("run") else None
+        run = _inside(folder, done.get("run"))
         record = Record.load(run) if run and run.is_dir() else None
         finding = findings(stage["name"], record) if record and done.get("status") == "completed" else None
         sections.append({"title": stage["title"], "html": _stage_html(stage, done, record, finding, folder)})
-    total = state.get("_total_seconds")
+    total = _number(state.get("_total_seconds"))
     subtitle = (f"{mode} tour · {sum(1 for s in chosen if state.get(s['name'], {}).get('status') == 'completed')}"
                 f"/{len(chosen)} trends completed" + (f" · {total / 60:.1f} min" if total else ""))
     page = folder / "tour.html"
-    page.write_text(render({"title": "The deep-learning trends, run on this machine", "status": None,
-                            "subtitle": subtitle, "headline": None, "sections": sections, "command": None}))
+    write_atomic(page, render({"title": "The deep-learning trends, run on this machine", "status": None,
+                               "subtitle": subtitle, "headline": None, "sections": sections, "command": None}))
     return page
 
 
@@ -228,12 +229,13 @@ def _stage_html(stage: dict, done: dict, record: Record | None, finding: Finding
                      f'</span></p>')
     else:
         parts.append(f'<p><span class="status {escape(status)}">{escape(status)}</span> '
-                     + (f'exit code {done["exit_code"]}' if done.get("exit_code") else "") + "</p>")
+                     + (f'exit code {escape(str(done["exit_code"]))}' if done.get("exit_code") else "") + "</p>")
         error = (record.summary.get("error", "") if record else "") or ""
         if error:
             parts.append(f"<pre>{escape(error[-1500:])}</pre>")
     parts.append(f'<p class="muted">Published: {escape(stage["reference"])}'
-                 + (f' · {done["seconds"] / 60:.1f} min here' if done.get("seconds") else "") + "</p>")
+                 + (f' · {_number(done.get("seconds")) / 60:.1f} min here' if _number(done.get("seconds")) else "")
+                 + "</p>")
     if record is not None:
         figure = (record.path / layout.PLOTS / stage["figure"]) if stage.get("figure") else None
         if figure is not None and figure.is_file():
@@ -241,20 +243,41 @@ def _stage_html(stage: dict, done: dict, record: Record | None, finding: Finding
             parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{escape(stage["figure"])}" '
                          f'style="max-width: 620px"></figure>')
         if record.report:
-            parts.append(f'<p><a href="{escape(str(record.report.relative_to(folder)))}">the full report</a></p>')
+            link = escape(str(record.report.relative_to(folder.resolve())))
+            parts.append(f'<p><a href="{link}">the full report</a></p>')
     return "".join(parts)
 
 
+def _inside(folder: Path, run) -> Path | None:
+    """A stage's run folder as tour.json names it, only where it lies inside the tour's folder (the page reads it)."""
+    if not isinstance(run, str) or not run:
+        return None
+    path = (folder / run).resolve()
+    return path if folder.resolve() in path.parents else None
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def _load_state(folder: Path) -> dict:
+    """What the last tour in `folder` finished. A tour.json that cannot be read is kept aside as tour.json.bak, and
+    said: the stages then run again, but nothing is silently forgotten."""
+    path = folder / "tour.json"
     try:
-        return json.loads((folder / "tour.json").read_text())
-    except (OSError, ValueError):
+        state = json.loads(path.read_text())
+        if isinstance(state, dict):
+            return state
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError):
+        pass
+    path.replace(path.with_name("tour.json.bak"))
+    print(f"warning: {path} is damaged; kept as tour.json.bak, and the tour starts over", file=sys.stderr)
+    return {}
 
 
 def _save_state(folder: Path, state: dict) -> None:
-    from trends.records.layout import write_json_atomic
-
     write_json_atomic(folder / "tour.json", state)
 
 

@@ -1,21 +1,20 @@
-"""Checkpoints written atomically (temp file + rename) and read back with a clear error when damaged."""
+"""Checkpoints written atomically and durably (trends.records.files: a full disk or a kill mid-write never leaves a
+truncated file in place of the last good one) and read back with a clear error when damaged."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from trends.errors import UserError
+from trends.records.files import write_atomic
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write `state` so that a crash mid-write never leaves a truncated file at `path`."""
+    """Write `state` to `path`, or leave the checkpoint that was there (and raise the write's OSError)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:

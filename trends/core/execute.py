@@ -28,6 +28,12 @@ def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: P
     In a sweep a failed job is recorded and the sweep goes on; in a single run the error reaches the CLI.
     """
     run = Run(out_dir, cfg, command, overrides)
+    with run.writing():  # the folder's lock: a second writer is refused before anything is touched
+        _record(train, cfg, run, multirun)
+    return run.summary
+
+
+def _record(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, run: Run, multirun: bool) -> None:
     try:
         with _graceful_sigint(run):
             train(cfg, run)
@@ -48,8 +54,8 @@ def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: P
         if not multirun:
             raise
     except UserError as err:
-        if not multirun and not run.logged_any:
-            raise  # bad input before any training: the CLI removes the unused folder
+        if not multirun and not run.begun:
+            raise  # bad input before the first step: the launch removes the unused folder
         run.finish("failed", error=str(err))
         if not multirun:
             raise
@@ -64,7 +70,6 @@ def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: P
         shutdown()  # every rank leaves the process group once rank 0 has written
         if run.stop_requested and multirun:  # Ctrl-C after the last step (in the plots, say): this job is done,
             raise KeyboardInterrupt  # but the user asked the sweep to stop
-    return run.summary
 
 
 @contextmanager

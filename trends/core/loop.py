@@ -108,6 +108,7 @@ class Loop:
             save_checkpoint(self.run.checkpoint_path, {
                 **self._kept, "state": asdict(self.state), "ranks": ranks, "elapsed": self.run.elapsed,
                 "parts": {name: part.state_dict() for name, part in self._parts.items()}})
+        self.run.checkpointed(self.state.step)  # the summary says how far a resume starts; the metrics are synced
         self._saved_step = self.state.step
 
     def resume(self) -> None:

@@ -85,6 +85,7 @@ class Meter:
         Before each, a step boundary: if Ctrl-C reached any rank, every rank saves there and the run ends as
         interrupted — after everything the previous step's body did, its evaluation and checkpoint included."""
         until = self.total if until is None else until
+        self.loop.run.begin()  # the run's summary (`running`) exists from here on
         while self.step < until:
             self.loop.stop_if_asked()
             self.clock.start()

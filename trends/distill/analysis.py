@@ -18,7 +18,7 @@ from trends.distill import plots
 from trends.distill.findings import comparison_finding
 from trends.distill.students import Cohort, Student, cohorts, load_students
 from trends.records import layout
-from trends.records.layout import write_json_atomic
+from trends.records.files import write_atomic, write_json_atomic
 from trends.records.tables import markdown_table, rich_table, write_csv
 from trends.text.sample import generation_speed, load_gpt_run
 
@@ -55,7 +55,7 @@ def analyse(sweep_dir: Path, config: DictConfig | None = None, console: Console 
                "left_out": left_out}
     write_json_atomic(sweep_dir / layout.SUMMARY, summary)
     write_csv(sweep_dir / "distill.csv", rows)
-    (sweep_dir / "distill.md").write_text(markdown_table(rows) + "\n")
+    write_atomic(sweep_dir / "distill.md", markdown_table(rows) + "\n")
     console.print(rich_table(rows, f"trends distill — {sweep_dir}"))
     if sentence:
         console.print(sentence, markup=False)

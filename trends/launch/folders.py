@@ -1,5 +1,6 @@
 """Run and sweep folders: a new one per launch (one shared by every torchrun rank), the overrides a resumed one was
-started with, and the removal of one that bad input stopped before anything was recorded."""
+started with (read as data: nothing in a folder may select code), and the removal of one that bad input stopped
+before anything was recorded."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from trends.errors import UserError
 from trends.ranks import Dist
-from trends.records import layout
+from trends.records import layout, lock
 
 from .registry import Demo
 from .searches import search_resume_hint
@@ -29,8 +30,9 @@ def sweep_resume_overrides(demo: Demo, sweep_dir: Path) -> list[str]:
     search = search_resume_hint(sweep_dir)
     if search:
         raise UserError(f"{sweep_dir} is a search: {search}")
-    return [o for o in OmegaConf.select(saved, "hydra.overrides.task", default=[])
-            if not o.startswith(("resume=", "hydra.job.name="))]
+    refuse_if_in_use(sweep_dir)
+    task = OmegaConf.select(saved, "hydra.overrides.task", default=[])
+    return [o for o in as_data(task, sweep_dir / "multirun.yaml") if not o.startswith(("resume=", "hydra.job.name="))]
 
 
 def resume_overrides(demo: Demo, run_dir: Path) -> list[str]:
@@ -46,7 +48,34 @@ def resume_overrides(demo: Demo, run_dir: Path) -> list[str]:
         raise UserError(f"{run_dir} is not a `trends {demo.command}` run")
     if not layout.checkpoint_of(run_dir).is_file():
         raise UserError(f"{run_dir} has no checkpoint to resume from ({layout.CHECKPOINT}); start a new run")
-    return [o for o in OmegaConf.load(saved) if not o.startswith("resume=")]
+    refuse_if_in_use(run_dir)
+    return [o for o in as_data(OmegaConf.load(saved), saved) if not o.startswith("resume=")]
+
+
+CODE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")  # what makes Hydra import and call
+
+
+def as_data(overrides, source: Path) -> list[str]:
+    """The overrides a folder recorded, each checked to be a demo's own setting: any entry for Hydra itself
+    (`hydra.*`, `+hydra.*`, `++hydra.*`, `~hydra*`, `hydra/launcher=…`, `group@hydra.x=…`) or naming something to
+    instantiate (`_target_`, …) is refused before Hydra starts. A trends run never records such an entry (Hydra keeps its own
+    overrides apart), so finding one means the file was edited; `hydra.callbacks.x._target_=numpy.save` would
+    otherwise make `--resume` call whatever the folder chose."""
+    checked = []
+    for entry in overrides:
+        key = str(entry).split("=", 1)[0].lstrip("+~").strip()
+        if not isinstance(entry, str) or "hydra" in key or any(k in entry for k in CODE_KEYS):
+            raise UserError(f"{source} holds `{entry}`, which would change Hydra or run code, not set the demo; "
+                            "a run folder is data: remove that line or start a new run")
+        checked.append(entry)
+    return checked
+
+
+def refuse_if_in_use(folder: Path) -> None:
+    """One line naming the process that writes `folder` now (its lock is held), before anything else happens."""
+    holder = lock.holder(folder)
+    if holder is not None:
+        raise UserError(f"{folder} is in use by {lock.describe(holder)}; wait for it to end or stop it")
 
 
 def torchrun_rank() -> int | None:
@@ -85,9 +114,13 @@ def new_run_dir(command: str, multirun: bool = False) -> Path:
     raise UserError(f"could not find a free run folder name under {base}")
 
 
+KEPT = (layout.SUMMARY, layout.METRICS, layout.CHECKPOINT.name)  # a run that began: never deleted by an error
+
+
 def discard_unused(run_dir: Path | None) -> None:
-    """Remove a run or sweep folder where no job got a summary (bad input stopped it): nothing half-written stays."""
-    if run_dir is not None and run_dir.is_dir() and not any(run_dir.glob("**/summary.json")):
+    """Remove a new run or sweep folder that bad input stopped before any job began (no summary, metrics or
+    checkpoint anywhere in it): nothing half-made stays, and nothing a run recorded is ever lost to an error."""
+    if run_dir is not None and run_dir.is_dir() and not any(p.name in KEPT for p in run_dir.rglob("*")):
         shutil.rmtree(run_dir, ignore_errors=True)
         root = layout.outputs_root().resolve()
         for parent in run_dir.resolve().parents:  # the folders made for it go too, up to outputs/ itself

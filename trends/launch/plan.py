@@ -3,7 +3,6 @@ input — the demo's hook, the overrides a resume or the options add, the torchr
 composition and its checks, then the folder."""
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +109,10 @@ def composed_yaml(demo: Demo, overrides: list[str], *, epochs: float | None = No
 def analyse(demo: Demo, sweep_dir: Path, overrides: list[str]) -> None:
     """`--from SWEEP`: the demo's own analysis of a finished sweep (its hydra.callbacks' `analysis`, as when its own
     sweep ends), with the demo's settings and these overrides, training nothing."""
+    from trends.records.sweep import analysis_function
+
     with hydra_session():
         cfg = compose_config(demo, overrides)
     for callback in cfg.hydra.callbacks.values():
         if "analysis" in callback:
-            module, _, name = callback.analysis.rpartition(".")
-            getattr(importlib.import_module(module), name)(Path(sweep_dir), cfg)
+            analysis_function(callback.analysis)(Path(sweep_dir), cfg)

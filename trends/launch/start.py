@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
-from trends.records import layout
+from trends.records import layout, lock
 
 from .compose import checks, hydra_session, user_errors
-from .folders import discard_unused
+from .folders import discard_unused, torchrun_rank
 from .plan import Plan
 from .registry import Demo
 
@@ -18,13 +19,15 @@ from .registry import Demo
 def start(plan: Plan, quiet: bool = True) -> None:
     """Run the plan in this process: a single run on its composed config, a sweep through Hydra's multirun (its
     launchers, sweepers and callbacks). Where it fails before any job recorded anything, its folder goes (a resumed
-    one stays). quiet: drop Hydra's "Error executing job with overrides" line (written straight to sys.stderr by
+    one stays). Its folder is locked meanwhile (by rank 0 under torchrun): a second writer is refused.
+    quiet: drop Hydra's "Error executing job with overrides" line (written straight to sys.stderr by
     hydra.core.utils.JobReturn, no logger to configure): the caller's own message follows it anyway."""
     stderr = sys.stderr
     if quiet:
         sys.stderr = _Unprefixed(stderr, "Error executing job with overrides:")
+    writer = lock.hold(plan.folder, plan.demo.command) if not torchrun_rank() else nullcontext()
     try:
-        with hydra_session() as hydra, user_errors(plan.demo, plan.overrides):
+        with writer, hydra_session() as hydra, user_errors(plan.demo, plan.overrides):
             if plan.config is None:
                 hydra.multirun(plan.demo.config, _task(plan.demo), plan.overrides, with_log_configuration=True)
             else:

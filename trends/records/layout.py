@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 CHECKPOINT = Path("checkpoints") / "last.pt"  # the model parts, the training state, every rank's RNG streams
 METRICS = "metrics.jsonl"  # one JSON object per logged point
@@ -34,11 +33,24 @@ def checkpoint_of(run_dir: Path) -> Path:
 
 
 def read_summary(run_dir: Path) -> dict:
-    """A run folder's summary.json, or {} where there is none (yet) or it cannot be read."""
+    """A run folder's summary.json, or {} where there is none (yet) or it cannot be read (or holds no object)."""
     try:
-        return json.loads((Path(run_dir) / SUMMARY).read_text())
+        summary = json.loads((Path(run_dir) / SUMMARY).read_text())
     except (OSError, ValueError):
         return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def status_of(run_dir: Path, summary: dict | None = None) -> str | None:
+    """A run's status as it stands: a summary that says `running` while no process holds the folder's lock belongs to
+    a run that was killed (SIGKILL, the OOM killer, a cluster's time limit) before it could say how it ended."""
+    from .lock import holder
+
+    summary = read_summary(run_dir) if summary is None else summary
+    status = summary.get("status")
+    if status == "running" and holder(run_dir) is None:
+        return "killed"
+    return status
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:
@@ -46,15 +58,3 @@ def job_folders(sweep_dir: Path) -> list[Path]:
     `<sweep>/0_scratch`), in job order."""
     return sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.split("_", 1)[0].isdigit()),
                   key=lambda p: int(p.name.split("_", 1)[0]))
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=jsonable) + "\n")
-    os.replace(tmp, path)
-
-
-def jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

@@ -1,5 +1,8 @@
-"""A run's record on disk: metrics.jsonl as it trains, summary.json with its status at the end (the runtime's
-`trends.core.execute` decides the status)."""
+"""A run's record on disk: metrics.jsonl as it trains; summary.json from its first step (status `running`, the
+process and host that run it), brought up to date at each checkpoint and given its final status at the end (the
+runtime's `trends.core.execute` decides which). A run killed outright (SIGKILL, the OOM killer, a cluster's time
+limit) thus still has a summary that says how far its last checkpoint got, and `trends runs` shows it as `killed`
+once its lock (trends.records.lock) is free."""
 from __future__ import annotations
 
 import json
@@ -7,6 +10,7 @@ import logging
 import os
 import platform
 import subprocess
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from trends.clock import Stopwatch
 from trends.ranks import Dist
 
-from . import layout
-from .layout import jsonable, write_json_atomic
+from . import layout, lock
+from .files import append_line, jsonable, sync, write_atomic, write_json_atomic
 from .metrics import read_metrics
 from .report import write_report_safely
 from .tensorboard import TensorBoard
@@ -38,7 +42,7 @@ class Run:
         self.stop_requested = False  # set by Ctrl-C; loops check it at step boundaries
         ranks = Dist.from_env()
         self.is_main = ranks.main  # under torchrun only rank 0 writes
-        self.logged_any = False
+        self.begun = False  # has its first step begun (and its summary been written)?
         self._tensorboard_wanted = OmegaConf.select(cfg, "logger.name") == "tensorboard" and self.is_main
         self._tensorboard: TensorBoard | None = None
         self._purge_step: int | None = None  # a resumed run's TensorBoard rewrites the points after its checkpoint
@@ -49,7 +53,9 @@ class Run:
             "status": "running",
             "command": command,
             "overrides": overrides,
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started_at": _now(),
+            "pid": os.getpid(),
+            "host": platform.node(),
             "seed": cfg.get("seed"),
             "world_size": ranks.world,
             "versions": _versions(),
@@ -62,18 +68,28 @@ class Run:
         """Seconds of work on this run, including the time before a resume."""
         return self._clock.read()
 
+    def writing(self):
+        """The folder's lock, held while this process writes the run (rank 0's; the other ranks write nothing)."""
+        return lock.hold(self.dir, self.summary["command"]) if self.is_main else nullcontext()
+
+    def begin(self) -> None:
+        """The first step is about to run: from now on the folder has a summary (status `running`). Before it, a run
+        that bad input stops leaves nothing worth keeping; after it, nothing deletes the folder."""
+        if not self.begun:
+            self.begun = True
+            self._write_summary()
+
     # -- metrics --------------------------------------------------------------------------------------------------
     def log(self, step: int, split: str, epoch: float | None = None, **values: float) -> dict:
         """Append one point to metrics.jsonl: {step, epoch, split, <metrics>, elapsed}."""
         record = {"step": step, "epoch": epoch, "split": split,
                   **{k: jsonable(v) if hasattr(v, "item") else v for k, v in values.items()},
                   "elapsed": round(self.elapsed, 3)}
+        self.begin()
         if self.is_main:
-            with self.metrics_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_line(self.metrics_path, json.dumps(record))
         if self._tensorboard_wanted:
             self._board().scalars(step, split, values)
-        self.logged_any = True
         return record
 
     def _board(self) -> TensorBoard:
@@ -89,28 +105,35 @@ class Run:
         """On resume: forget points logged after the checkpoint's step and carry its elapsed time forward."""
         if self.is_main:
             kept = [r for r in self.history() if r["step"] <= step]
-            tmp = self.metrics_path.with_name(".metrics.jsonl.tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-            os.replace(tmp, self.metrics_path)
+            write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+            for leftover in self.dir.rglob(".*.tmp"):  # a killed writer's; this process holds the folder now
+                leftover.unlink(missing_ok=True)
         self._clock = Stopwatch.started(elapsed)
         self._purge_step = step + 1
         previous = self._read_summary()
         self.summary["started_at"] = previous.get("started_at", self.summary["started_at"])
         self.summary["resumed"] = previous.get("resumed", 0) + 1
+        self.summary["checkpoint"] = {**previous.get("checkpoint", {}), "step": step, "elapsed": round(elapsed, 2)}
 
     # -- summary --------------------------------------------------------------------------------------------------
     def update(self, **fields: Any) -> None:
         self.summary.update(fields)
 
+    def checkpointed(self, step: int) -> None:
+        """A checkpoint of `step` was written: the metrics logged up to it reach the disk, and the summary says how
+        far a resume would start."""
+        self.summary["checkpoint"] = {"step": step, "elapsed": round(self.elapsed, 2), "at": _now()}
+        if self.is_main:
+            sync(self.metrics_path)
+            self._write_summary()
+
     def finish(self, status: str, error: str | None = None) -> None:
-        self.summary.update(status=status, duration_s=round(self.elapsed, 2),
-                            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.summary.update(status=status, duration_s=round(self.elapsed, 2), finished_at=_now())
         if error:
             self.summary["error"] = error
         if not self.is_main:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.summary_path, self.summary)
+        self._write_summary()
         if self._tensorboard_wanted:
             self._board().hparams(self.summary.get("overrides", []), self.summary.get("metrics", {}))
             self._board().close()
@@ -118,6 +141,15 @@ class Run:
 
     def _read_summary(self) -> dict:
         return layout.read_summary(self.dir)
+
+    def _write_summary(self) -> None:
+        if self.is_main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.summary_path, {**self.summary, "updated_at": _now()})
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _versions() -> dict[str, str]:

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from trends.errors import UserError
 
-from .layout import SUMMARY, write_json_atomic
+from .files import write_json_atomic
+from .layout import SUMMARY
 from .report import write_report_safely
 from .tables import write_tables
 
@@ -46,13 +47,25 @@ class SweepAnalysis(Callback):
         self.analysis, self.command = analysis, command
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        module, _, name = self.analysis.rpartition(".")
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            getattr(importlib.import_module(module), name)(sweep_dir, config)
+            analysis_function(self.analysis)(sweep_dir, config)
         except Exception as err:  # noqa: BLE001 — whatever it was, the sweep's summary says so
             if not isinstance(err, UserError):
                 log.exception("the analysis of %s failed", sweep_dir)
             reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
             write_json_atomic(sweep_dir / SUMMARY, {"status": "failed", "command": self.command,
                                                    "error": f"the analysis: {reason}"})
+
+
+def analysis_function(name: str):
+    """The function a sweep's config names as its analysis: only one of trends' own (a config, or a folder's record
+    of one, must never make trends import whatever callable it names)."""
+    module, _, attr = str(name).rpartition(".")
+    if not module.startswith("trends.") or not attr.isidentifier():
+        raise UserError(f"analysis={name} is not one of trends' analyses (trends.<demo>.analysis.<function>)")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        raise UserError(f"analysis={name} does not exist in this version of trends") from None
+

@@ -5,6 +5,8 @@ the same writers."""
 from __future__ import annotations
 
 import csv
+import io
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .files import write_atomic
 from .layout import job_folders, read_summary
 from .search import Objective, best_index, history, score
 
@@ -42,7 +45,7 @@ def aggregate_over_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for key, members in groups.items():
         out: dict[str, Any] = {"overrides": key or "(defaults)", "seeds": len(members)}
         for name in _metric_names(members):
-            values = [m[name] for m in members if isinstance(m.get(name), (int, float))]
+            values = [m[name] for m in members if _finite(m.get(name))]  # a NaN (a diverged metric) is left out
             if values:
                 std = statistics.stdev(values) if len(values) > 1 else 0.0
                 out[name] = f"{statistics.fmean(values):.4g} ± {std:.2g}"
@@ -56,10 +59,15 @@ def mean_curve(curves: list[tuple[list, list]]) -> tuple[list, list[float], list
     by_x: dict = {}
     for xs, ys in curves:
         for x, y in zip(xs, ys):
-            by_x.setdefault(x, []).append(y)
+            if _finite(y):
+                by_x.setdefault(x, []).append(y)
     xs = sorted(x for x, values in by_x.items() if len(values) == len(curves))
     return (xs, [statistics.fmean(by_x[x]) for x in xs],
             [statistics.stdev(by_x[x]) if len(by_x[x]) > 1 else 0.0 for x in xs])
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[str, Any]]:
@@ -86,8 +94,8 @@ def write_tables(sweep_dir: Path, console: Console | None = None) -> list[dict[s
     sections = [(title, [{**r, "overrides": " ".join(short(o) for o in r["overrides"].split() if o not in shared)}
                          if "overrides" in r else r for r in table]) for title, table in sections]
     common = f"All jobs: `{' '.join(shared)}`\n\n" if shared else ""
-    (sweep_dir / "sweep.md").write_text(common + "\n\n".join(f"### {title}\n\n{markdown_table(t)}"
-                                                              for title, t in sections) + "\n")
+    write_atomic(sweep_dir / "sweep.md", common + "\n\n".join(f"### {title}\n\n{markdown_table(t)}"
+                                                                for title, t in sections) + "\n")
     console = console or Console()
     shared_line = f"\nall jobs: {' '.join(shared)}" if shared else ""
     for title, table in sections:
@@ -160,10 +168,11 @@ def fmt(value: Any) -> str:
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=_columns(rows))
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=_columns(rows))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -13,8 +13,8 @@ from rich.console import Console
 
 from trends.errors import UserError
 from trends.records import layout
+from trends.records.files import write_atomic, write_json_atomic
 from trends.records.findings import count, difference
-from trends.records.layout import write_json_atomic
 from trends.records.tables import markdown_table, rich_table, write_csv
 from trends.scaling import plots
 from trends.scaling.fit import fit_power_law, fit_with_uncertainty
@@ -42,7 +42,7 @@ def analyse(sweep_dir: Path, settings: DictConfig, console: Console | None = Non
     summary.update(finding=finding(summary), lead_plot="isoflop.png" if isoflop else "loss_vs_params.png")
     write_json_atomic(sweep_dir / layout.SUMMARY, summary)
     write_csv(sweep_dir / "scaling.csv", rows)
-    (sweep_dir / "scaling.md").write_text(markdown_table(rows) + "\n")
+    write_atomic(sweep_dir / "scaling.md", markdown_table(rows) + "\n")
     _write_samples(sweep_dir / "samples.md", _sample_pair(rungs))
     console.print(rich_table(rows, f"trends scaling — {sweep_dir}"))
     console.print(summary["finding"], markup=False)
@@ -181,7 +181,7 @@ def _sample_pair(rungs: list[Rung]) -> tuple[Rung, Rung]:
 def _write_samples(path: Path, pair: tuple[Rung, Rung]) -> None:
     cells = "".join(f"<td><pre>{html.escape(r.sample)}</pre></td>" for r in pair)
     heads = "".join(f"<th>{html.escape(r.label)}: val loss {r.final_val_loss:.3f}</th>" for r in pair)
-    path.write_text("# What a bigger model buys\n\nThe smallest and the largest rung, same prompt (a newline) and "
+    write_atomic(path, "# What a bigger model buys\n\nThe smallest and the largest rung, same prompt (a newline) and "
                     "seed, same temperature.\n\n"
                     f"<table><tr>{heads}</tr><tr>{cells}</tr></table>\n")
 

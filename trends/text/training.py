@@ -23,6 +23,7 @@ from trends.core.precision import Precision
 from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
 from trends.core.seed import seed_everything
 from trends.records import plots
+from trends.records.files import write_atomic
 from trends.records.run import Run
 from trends.text.data import Corpus, load_corpus, random_windows
 from trends.text.findings import gpt_finding
@@ -151,7 +152,7 @@ def finish(run: Run, model: GPT, corpus: Corpus, cfg: DictConfig, device, state:
     model.eval()
     text = corpus.decode(model.generate(prompt, cfg.train.sample_tokens, cfg.train.temperature,
                                         generator=generator)[0].tolist())
-    (run.dir / "samples.txt").write_text(text)
+    write_atomic(run.dir / "samples.txt", text)
     log.info("sample:\n%s", text)
     plots.learning_curves(run.plots_dir / "loss.png", [r for r in run.history() if r["split"] != "step"],
                           "loss", title=f"char-GPT ({model.num_params() / 1e6:.2f}M params)")
