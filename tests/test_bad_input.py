@@ -79,7 +79,8 @@ def bad(made, tmp_path_factory) -> dict[str, Path]:
     torn_checkpoint.write_bytes(torn_checkpoint.read_bytes()[:1000])
     gnn_sweep = root / "gnn_sweep"  # a sweep of another demo: its job folders hold gnn runs
     shutil.copytree(made["gnn run"], gnn_sweep / "0")
-    return {"missing": root / "nowhere", "file": root / "notes.txt", "empty": root / "empty",
+    shutil.copytree(lm, root / "one_size_sweep" / "0")  # an lm sweep of one size: no law to fit
+    return {"one size sweep": root / "one_size_sweep", "missing": root / "nowhere", "file": root / "notes.txt", "empty": root / "empty",
             "torn summary": torn, "summary not an object": root / "listed_summary",
             "damaged config": root / "damaged_config", "gnn checkpoint": root / "gnn_checkpoint",
             "no parts": no_parts, "torn checkpoint": root / "torn_checkpoint", "gnn sweep": gnn_sweep, **made}
@@ -106,7 +107,7 @@ REFUSED = [  # (command, what it is given, what its one line says)
     *[("scaling --from", given, says) for given, says in (
         ("missing", "does not exist"), ("file", "is a file"), ("empty", "not a sweep folder"),
         ("lm run", "not a sweep folder"), ("gnn sweep", "is a `trends gnn` sweep"),
-        ("distill sweep", "is a `trends distill` sweep"))],
+        ("distill sweep", "is a `trends distill` sweep"), ("one size sweep", "3 or more sizes"))],
     ("gnn --from", "distill sweep", "--from is an option of `trends scaling` and `trends distill`"),
 ]
 

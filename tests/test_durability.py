@@ -283,3 +283,18 @@ def test_the_tour_page_reads_its_state_as_data(tmp_path):
     assert "<script>alert" not in page and "<script>x" not in page and "<script>y" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "outside" not in page  # ../elsewhere is not the tour's: not read
+
+
+def test_sigterm_saves_at_the_next_step_and_the_run_resumes(workdir, cli):
+    """A cluster's time limit or `kill` sends SIGTERM before SIGKILL: the run saves at the end of the step it is in
+    (not only at its last evaluation), says it was interrupted, and goes on with --resume."""
+    proc = subprocess.Popen([*TRENDS, "lm", *LONG], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    run = _wait_for("outputs/lm/*/checkpoints/last.pt", workdir, proc).parent.parent
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "SIGTERM: saving a checkpoint" in out + err, out + err
+    record = summary(run)
+    assert record["status"] == "interrupted" and 50 <= record["checkpoint"]["step"] < 200
+    code, output = cli("lm", "--resume", str(run))
+    assert code == 0 and summary(run)["status"] == "completed", output

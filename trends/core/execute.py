@@ -35,7 +35,7 @@ def execute(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, out_dir: P
 
 def _record(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, run: Run, multirun: bool) -> None:
     try:
-        with _graceful_sigint(run):
+        with _graceful_stop(run):
             train(cfg, run)
     except (RunInterrupted, KeyboardInterrupt) as err:
         run.finish("interrupted")
@@ -73,15 +73,17 @@ def _record(train: Callable[[DictConfig, Run], Any], cfg: DictConfig, run: Run, 
 
 
 @contextmanager
-def _graceful_sigint(run: Run):
-    """First Ctrl-C asks the loop to save and stop at the next step boundary; a second one aborts at once.
+def _graceful_stop(run: Run):
+    """First Ctrl-C asks the loop to save and stop at the next step boundary; a second one aborts at once. SIGTERM
+    (a cluster's time limit, `kill`, a shutdown: the polite request before SIGKILL) is answered alike, so that a
+    stopped job keeps the steps it trained since its last checkpoint.
 
     Under torchrun a worker gets each Ctrl-C twice, from the terminal and again from torchrun as it shuts the
     workers down; there the repeat is ignored, and torchrun itself kills workers that take over 30 s to stop.
 
     A process that was started with Ctrl-C ignored (`nohup`, `cmd &` from a script: the shell's way of keeping a
     terminal's Ctrl-C from background jobs) keeps ignoring it, during a job as between two jobs of a sweep."""
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
     under_torchrun = "TORCHELASTIC_RUN_ID" in os.environ
@@ -92,11 +94,14 @@ def _graceful_sigint(run: Run):
                 return
             raise KeyboardInterrupt
         run.stop_requested = True
-        log.warning("Ctrl-C: saving a checkpoint at the end of this step%s",
-                    "" if under_torchrun else " (press again to abort now)")
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        log.warning("%s: saving a checkpoint at the end of this step%s", name,
+                    "" if under_torchrun else " (again to abort now)")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    signals = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, before in previous.items():
+            signal.signal(s, before)

@@ -32,10 +32,9 @@ def analyse(sweep_dir: Path, settings: DictConfig, console: Console | None = Non
     console = console or Console()
     rungs, left_out = load_rungs(sweep_dir)
     isoflop = any(r.budget is not None for r in rungs)
-    plots_dir = sweep_dir / layout.PLOTS
-    plots_dir.mkdir(exist_ok=True)
-    plots.learning_curves(plots_dir / "learning_curves.png", rungs)
+    plots_dir = sweep_dir / layout.PLOTS  # made by the first plot: a sweep that cannot be fitted is left as it was
     result = isoflop_analysis(rungs, plots_dir) if isoflop else ladder_analysis(rungs, settings, plots_dir)
+    plots.learning_curves(plots_dir / "learning_curves.png", rungs)
     rows = [r.row() for r in rungs]
     summary = {"status": "completed", "command": "scaling", "mode": "isoflop" if isoflop else "ladder",
                "sweep": str(sweep_dir), **result, "rungs": rows, "left_out": left_out}
