@@ -20,7 +20,7 @@ from trends.distill.students import Cohort, Student, cohorts, load_students
 from trends.records import layout
 from trends.records.files import write_atomic, write_json_atomic
 from trends.records.tables import markdown_table, rich_table, write_csv
-from trends.text.sample import generation_speed, load_gpt_run
+from trends.text.sample import decoding_rates, load_gpt_run
 
 log = logging.getLogger("trends.distill")
 METHODS = ("scratch", "soft_targets", "distilbert")  # the table's order: the baseline first
@@ -66,15 +66,15 @@ def analyse(sweep_dir: Path, config: DictConfig | None = None, console: Console 
 
 
 def decoding_speeds(students: list[Student], chars: int, device) -> dict[str, tuple[float, float]]:
-    """Characters/s with and without the key/value cache (`trends sample`'s decoding, `chars` long), timed here, once
-    for each teacher and each student shape, one after the other on one device: keyed by the teacher's folder and by
-    the student's shape. (Timing inside the jobs would measure whatever else the machine ran at that moment.)"""
-    speeds: dict[str, tuple[float, float]] = {}
+    """Characters/s with and without the key/value cache (`trends sample`'s decoding, `chars` long), timed here for
+    each teacher and each student shape on one device, in turns, the median of several rounds: keyed by the
+    teacher's folder and by the student's shape. (Timing inside the jobs would measure whatever else the machine ran
+    at that moment.)"""
+    folders = {**{s.teacher: Path(s.teacher) for s in students}, **{s.shape: s.job for s in students}}
     with torch.inference_mode():
-        for key, run_dir in [*{s.teacher: Path(s.teacher) for s in students}.items(),
-                             *{s.shape: s.job for s in students}.items()]:
-            model, _ = load_gpt_run(run_dir, device)
-            speeds[key] = (generation_speed(model, chars, cache=True), generation_speed(model, chars, cache=False))
+        models = {key: load_gpt_run(run_dir, device)[0] for key, run_dir in folders.items()}
+        cached, uncached = decoding_rates(models, chars, cache=True), decoding_rates(models, chars, cache=False)
+    speeds = {key: (cached[key], uncached[key]) for key in models}
     log.info("decoding speeds (chars/s, cached and not): %s", speeds)
     return speeds
 

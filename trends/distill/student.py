@@ -44,7 +44,8 @@ def init_from_teacher(student: GPT, teacher: GPT, blocks: list[int]) -> None:
     """Copy the teacher's token and position embeddings (the head is tied to the former), the chosen blocks in order,
     and the final LayerNorm into the student."""
     student.tok_emb.load_state_dict(teacher.tok_emb.state_dict())
-    student.pos_emb.load_state_dict(teacher.pos_emb.state_dict())
+    if teacher.pos_emb is not None and student.pos_emb is not None:
+        student.pos_emb.load_state_dict(teacher.pos_emb.state_dict())
     for mine, theirs in zip(student.blocks, blocks):
         mine.load_state_dict(teacher.blocks[theirs].state_dict())
     student.ln_f.load_state_dict(teacher.ln_f.state_dict())

@@ -1,6 +1,7 @@
 """`trends sample RUN`: text from a trained `trends lm` run's checkpoint; how fast a model generates it."""
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import torch
@@ -68,20 +69,33 @@ def check_run(run_dir: Path) -> None:
 
 
 @torch.no_grad()
-def generation_speed(model: GPT, chars: int, cache: bool = True, repeats: int = 3) -> float:
-    """Characters/s of `trends sample`'s decoding (one sequence, from a one-character prompt): the best of `repeats`
-    timings after a warm-up (the machine's other work only ever slows a run down)."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    prompt = torch.zeros(1, 1, dtype=torch.long, device=device)
-    model.generate(prompt, 20, cache=cache)  # warm-up: first-call allocations, kernel selection
-    best = 0.0
+def generation_speed(model: GPT, chars: int, cache: bool = True, repeats: int = 5) -> float:
+    """Characters/s of `trends sample`'s decoding (one sequence, from a one-character prompt): the median of
+    `repeats` timings after a warm-up."""
+    return decoding_rates({"model": model}, chars, cache, repeats)["model"]
+
+
+def decoding_rates(models: dict, chars: int, cache: bool = True, repeats: int = 7) -> dict:
+    """Characters/s of each model's decoding, timed in turns — each round times every model once, so that the
+    machine's drift (20–40 % within minutes on a laptop) touches them alike — and the median of `repeats` rounds,
+    after a warm-up each (first-call allocations, kernel selection)."""
+    prompts, was_training = {}, {}
+    for key, model in models.items():
+        device = next(model.parameters()).device
+        prompts[key] = torch.zeros(1, 1, dtype=torch.long, device=device)
+        was_training[key] = model.training
+        model.eval()
+        model.generate(prompts[key], 20, cache=cache)
+    times: dict = {key: [] for key in models}
     for _ in range(repeats):
-        synchronize(device)
-        with Stopwatch() as watch:
-            model.generate(prompt, chars, generator=torch.Generator(device=device).manual_seed(0), cache=cache)
+        for key, model in models.items():
+            device = prompts[key].device
             synchronize(device)
-        best = max(best, chars / watch.seconds)
-    model.train(was_training)
-    return best
+            with Stopwatch() as watch:
+                model.generate(prompts[key], chars, generator=torch.Generator(device=device).manual_seed(0),
+                               cache=cache)
+                synchronize(device)
+            times[key].append(watch.seconds)
+    for key, model in models.items():
+        model.train(was_training[key])
+    return {key: chars / statistics.median(seconds) for key, seconds in times.items()}

@@ -20,7 +20,7 @@ from trends.core.distributed import Dist, sum_across_ranks
 from trends.core.loop import Loop, TrainState
 from trends.core.meter import Meter
 from trends.core.precision import Precision
-from trends.core.schedule import optimizer_step, total_steps, warmup_cosine
+from trends.core.schedule import optimizer_step, total_steps
 from trends.core.seed import seed_everything
 from trends.records import plots
 from trends.records.files import write_atomic
@@ -28,6 +28,7 @@ from trends.records.run import Run
 from trends.text.data import Corpus, load_corpus, random_windows
 from trends.text.findings import gpt_finding
 from trends.text.model import GPT, GPTConfig
+from trends.text.optim import build_optimizer, build_schedule
 
 log = logging.getLogger("trends.text")
 
@@ -66,13 +67,12 @@ def train_gpt(cfg: DictConfig, run: Run, steps: int | None = None, warmup_steps:
     model_config = OmegaConf.to_container(cfg.model, resolve=True)  # a size may follow a rule (trends scaling)
     model = GPT(GPTConfig(vocab_size=len(corpus.vocab), **model_config)).to(device)
     objective.prepare(model, corpus, precision, dist)
-    optimizer = torch.optim.AdamW(model.param_groups(cfg.optim.weight_decay), lr=cfg.optim.lr,
-                                  betas=tuple(cfg.optim.betas), fused=device.type == "cuda")
+    optimizer = build_optimizer(model, cfg.optim, fused=device.type == "cuda")
     share = dist.per_rank_batch(t.batch_size)  # train.batch_size is global: each rank draws its share of windows
     tokens_per_step = t.batch_size * cfg.model.block_size * t.grad_accum
     steps = steps or total_steps(t, len(corpus.train) / tokens_per_step)
     warmup_steps = cfg.optim.warmup_steps if warmup_steps is None else warmup_steps
-    scheduler = warmup_cosine(optimizer, warmup_steps, steps, floor=cfg.optim.min_lr / cfg.optim.lr)
+    scheduler = build_schedule(optimizer, warmup_steps, steps, floor=cfg.optim.min_lr / cfg.optim.lr)
     batches = torch.Generator().manual_seed(cfg.seed + dist.rank)  # this rank's training windows
     meter = loop.meter(steps, per_step=tokens_per_step, log_every=t.log_every)  # tokens/s of training alone
     loop.track(model=model, optimizer=optimizer, scheduler=scheduler, streams={"batches": batches, "meter": meter})
