@@ -108,7 +108,11 @@ REFUSED = [  # (command, what it is given, what its one line says)
         ("missing", "does not exist"), ("file", "is a file"), ("empty", "not a sweep folder"),
         ("lm run", "not a sweep folder"), ("gnn sweep", "is a `trends gnn` sweep"),
         ("distill sweep", "is a `trends distill` sweep"), ("one size sweep", "3 or more sizes"))],
-    ("gnn --from", "distill sweep", "--from is an option of `trends scaling` and `trends distill`"),
+    *[("recipe --from", given, says) for given, says in (
+        ("missing", "does not exist"), ("empty", "not a sweep folder"), ("lm run", "not a sweep folder"),
+        ("distill sweep", "is a `trends distill` sweep"))],
+    ("gnn --from", "distill sweep",
+     "--from is an option of `trends scaling`, `trends recipe` and `trends distill`"),
 ]
 
 

@@ -68,7 +68,7 @@ class Record:
 
 def run(command: str, *overrides: str, smoke: bool = False, multirun: bool = False) -> Record:
     """Train `trends <command> <overrides>` in this process and return its Record (a sweep's with `multirun`, and
-    always for the commands that are sweeps: scaling, distill)."""
+    always for the commands that are sweeps: scaling, recipe, distill)."""
     demo = launch.demo_named(command)
     overrides = launch.before_launch(demo, list(overrides), smoke=smoke, say=print,
                                      train=lambda teacher, extra: run(teacher, *extra))

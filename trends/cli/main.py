@@ -50,7 +50,8 @@ def _add_demo(demo: Demo) -> None:
             _fail("--resume continues a run or a whole sweep from its folder; drop -m")
         if source is not None:
             if not demo.sweep:
-                sweeps = " and ".join(f"`trends {d.command}`" for d in DEMOS if d.sweep)
+                *others, last = [f"`trends {d.command}`" for d in DEMOS if d.sweep]
+                sweeps = f"{', '.join(others)} and {last}" if others else last
                 _fail(f"--from is an option of {sweeps}, not of `trends {demo.command}`")
             raise typer.Exit(_analyse(demo, source, list(overrides or []), debug=debug))
         overrides = list(overrides or [])

@@ -170,6 +170,12 @@ def findings(name: str, record: Record) -> Finding | None:
             return Finding(f"L(N) = E + A·N^−α with α = {s['alpha']:.3f} ± {sigma:.3f}, R² = {s['r2']:.3f} over "
                            f"{len(rungs)} sizes", f"the smallest model: {rungs[0]['final_val_loss']:.3f} → the "
                            f"largest: {rungs[-1]['final_val_loss']:.3f}", bool(s["loss_falls_every_rung"]))
+        if name == "recipe":
+            first, last = s["rungs"][0], s["rungs"][-1]
+            return Finding(f"{last['trick']}: best val loss {last['val_loss']:.3f} nats/char, "
+                           f"{len(s['rungs']) - 1} tricks after GPT-2's recipe",
+                           f"{first['trick']} (the first rung): {first['val_loss']:.3f}",
+                           last["val_loss"] < first["val_loss"])
         if name == "distill":
             return Finding(f"DistilBERT student {s['val_loss/distilbert']:.3f} (teacher "
                            f"{s['val_loss/teacher']:.3f}), {s['generation_speedup']:.2f}× faster generation",

@@ -9,6 +9,7 @@ from pathlib import Path
 from trends.errors import UserError
 from trends.records import layout
 from trends.records.metrics import read_metrics
+from trends.records.sweep import jobs_of
 from trends.records.tables import mean_curve
 
 
@@ -51,7 +52,8 @@ class Cohort:
 def load_students(sweep_dir: Path) -> tuple[list[Student], list[str]]:
     """The completed students, and one line for each job left out (not completed); a UserError where none is, or
     where `sweep_dir` is not a `trends distill` sweep (`trends distill --from` takes any path)."""
-    summaries = {job: layout.read_summary(job) for job in _jobs(Path(sweep_dir))}
+    jobs = jobs_of(Path(sweep_dir), "distill", example="0_scratch/, 1_soft_targets/")
+    summaries = {job: layout.read_summary(job) for job in jobs}
     keys = _varying_keys([s.get("overrides", []) for s in summaries.values()])
     students, left_out = [], []
     for job, summary in summaries.items():
@@ -66,20 +68,6 @@ def load_students(sweep_dir: Path) -> tuple[list[Student], list[str]]:
     if not students:
         raise UserError(f"no student of {sweep_dir} completed ({'; '.join(left_out) or 'no jobs'})")
     return students, left_out
-
-
-def _jobs(sweep_dir: Path) -> list[Path]:
-    """The job folders of a `trends distill` sweep, or a UserError that says what the folder is instead."""
-    fix = "pass the folder of a `trends distill` sweep, e.g. outputs/distill/multirun/<stamp>"
-    if not sweep_dir.is_dir():
-        raise UserError(f"{sweep_dir} {'is a file' if sweep_dir.exists() else 'does not exist'}; {fix}")
-    jobs = layout.job_folders(sweep_dir)
-    if not jobs:
-        raise UserError(f"{sweep_dir} is not a sweep folder (no job folders 0_scratch/, 1_soft_targets/, …); {fix}")
-    other = next((c for c in (layout.read_summary(j).get("command") for j in jobs) if c not in (None, "distill")), None)
-    if other:
-        raise UserError(f"{sweep_dir} is a `trends {other}` sweep; {fix}")
-    return jobs
 
 
 def cohorts(students: list[Student]) -> list[Cohort]:

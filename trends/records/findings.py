@@ -38,6 +38,17 @@ def difference(value: float, baseline: float, decimals: int | None = None) -> st
     return f"{size} {'below' if value < baseline else 'above'}"
 
 
+def pooled_std(first: list[float], second: list[float]) -> float | None:
+    """The standard deviation of one seed, pooled over two groups of seeds (each group's variance weighted by its
+    degrees of freedom): the yardstick a difference of their means is measured in σ by. None where the two groups
+    have fewer than three values together, or no spread at all."""
+    freedom = len(first) + len(second) - 2
+    if freedom < 1:
+        return None
+    squares = sum((len(g) - 1) * statistics.variance(g) for g in (first, second) if len(g) > 1)
+    return (squares / freedom) ** 0.5 or None
+
+
 def count(n: float) -> str:
     """A count of parameters or images, short: 27392 → "27.4k", 10750000 → "10.8M"."""
     return next((f"{n / size:.3g}{unit}" for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)) if n >= size),

@@ -1,6 +1,6 @@
 """Hydra callbacks of a sweep (trends/conf/common.yaml, and the sweep demos' configs): the table and report once all
 jobs are done, and a demo's own analysis of the whole sweep. Hydra loads them in the launching process, so they stay
-free of torch imports."""
+free of torch imports. And the check every such analysis starts with: that a folder is a sweep of its demo."""
 from __future__ import annotations
 
 import importlib
@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from trends.errors import UserError
 
 from .files import write_json_atomic
-from .layout import SUMMARY
+from .layout import SUMMARY, job_folders, read_summary
 from .report import write_report_safely
 from .tables import write_tables
 
@@ -69,3 +69,17 @@ def analysis_function(name: str):
     except (ImportError, AttributeError):
         raise UserError(f"analysis={name} does not exist in this version of trends") from None
 
+
+def jobs_of(sweep_dir: Path, command: str, example: str) -> list[Path]:
+    """The job folders of a `trends <command>` sweep, in job order, or a UserError that says what the folder is
+    instead (a demo's `--from` takes any path). `example` names a few of its job folders, for the message."""
+    fix = f"pass the folder of a `trends {command}` sweep, e.g. outputs/{command}/multirun/<stamp>"
+    if not sweep_dir.is_dir():
+        raise UserError(f"{sweep_dir} {'is a file' if sweep_dir.exists() else 'does not exist'}; {fix}")
+    jobs = job_folders(sweep_dir)
+    if not jobs:
+        raise UserError(f"{sweep_dir} is not a sweep folder (no job folders {example}, …); {fix}")
+    other = next((c for c in (read_summary(j).get("command") for j in jobs) if c not in (None, command)), None)
+    if other:
+        raise UserError(f"{sweep_dir} is a `trends {other}` sweep; {fix}")
+    return jobs

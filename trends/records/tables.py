@@ -20,6 +20,8 @@ from .layout import job_folders, read_summary
 from .search import Objective, best_index, history, score
 
 TERMINAL_METRICS = 6  # metric columns the printed table shows (the files hold them all)
+# What a row is, not what it measured: the table's first columns, never counted as metrics.
+IDENTITY = ("job", "best", "variant", "model", "rung", "trick", "overrides", "seeds", "status")
 
 
 def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -27,7 +29,8 @@ def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for job in job_folders(sweep_dir):
         summary = read_summary(job) or {"status": "missing"}
-        overrides = [o for o in summary.get("overrides", []) if not o.startswith("hydra")]
+        # A job a `--resume SWEEP` ran records resume=true: how it was launched, not what it is (nor a variant).
+        overrides = [o for o in summary.get("overrides", []) if not o.startswith(("hydra", "resume="))]
         rows.append({"job": job.name, "overrides": " ".join(overrides), "status": summary.get("status"),
                      **summary.get("metrics", {})})
     return rows
@@ -148,13 +151,12 @@ def _metric_names(rows: list[dict]) -> list[str]:
     names: list[str] = []
     for row in rows:
         names += [k for k in row if k not in names]
-    return [n for n in names if n not in ("job", "variant", "model", "overrides", "status", "seeds", "best")]
+    return [n for n in names if n not in IDENTITY]
 
 
 def _columns(rows: list[dict], metrics: int | None = None, first: str | None = None) -> list[str]:
     """The job's identity, then its metrics (`first` leading, at most `metrics` of them)."""
-    fixed = [c for c in ("job", "best", "variant", "model", "overrides", "seeds", "status")
-             if any(c in r for r in rows)]
+    fixed = [c for c in IDENTITY if any(c in r for r in rows)]
     names = _metric_names(rows)
     if first in names:
         names = [first] + [n for n in names if n != first]
