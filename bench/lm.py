@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from trends.core.device import measure_peak_flops, resolve_device  # noqa: E402
 from trends.core.precision import choose_precision  # noqa: E402
 from trends.text.model import GPT, GPTConfig  # noqa: E402
-from trends.text.sample import generation_speed  # noqa: E402
+from trends.text.sample import decoding_rates  # noqa: E402
 
 NANOGPT_CPU = ["model.n_layer=4", "model.n_head=4", "model.n_embd=128", "model.block_size=64", "model.dropout=0.0",
                "train.batch_size=12", "train.epochs=null", "train.steps=2000", "optim.lr=1e-3", "optim.min_lr=1e-4",
@@ -67,11 +67,10 @@ def throughput(overrides: list[str], device: torch.device, steps: int) -> dict:
             "mfu": model.flops_per_token() * tokens_per_s / measure_peak_flops(device, precision.dtype)}
 
 
-def decode_speed(n_layer: int, device: torch.device, cache: bool, chars: int = 1000) -> float:
-    """Characters/s of `GPT.generate` for a default-width model (128 wide, block 64) of n_layer layers."""
-    model = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=n_layer, n_head=4, n_embd=128, dropout=0.0,
-                          bias=False)).to(device)
-    return generation_speed(model, chars, cache=cache)
+def default_width(n_layer: int, device: torch.device) -> GPT:
+    """A default-width model (128 wide, block 64) of n_layer layers: what `GPT.generate` is timed on."""
+    return GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=n_layer, n_head=4, n_embd=128, dropout=0.0,
+                         bias=False)).to(device)
 
 
 def quality(overrides: list[str]) -> dict:
@@ -95,10 +94,14 @@ def main() -> None:
     os.environ.setdefault("TRENDS_DATA", str(REPO.parent / "shared" / "data"))
     device = resolve_device(args.device)
     if args.decode:
-        print(f"{'layers × width':16s} {'no cache chars/s':>17s} {'KV cache chars/s':>17s}")
-        for layers in (4, 2):
-            slow, fast = decode_speed(layers, device, False), decode_speed(layers, device, True)
-            print(f"{layers} × 128{'':9s} {slow:17,.0f} {fast:17,.0f}")
+        models = {layers: default_width(layers, device) for layers in (4, 2)}  # distill's teacher and student
+        slow, fast = decoding_rates(models, 1000, cache=False), decoding_rates(models, 1000, cache=True)
+        print(f"{'layers × width':16s} {'no cache chars/s':>17s} {'KV cache chars/s':>17s}  (median of 7 rounds, "
+              "the models timed in turns)")
+        for layers in models:
+            print(f"{layers} × 128{'':9s} {slow[layers]:17,.0f} {fast[layers]:17,.0f}")
+        print(f"2-layer student vs 4-layer teacher: {fast[2] / fast[4]:.2f}× with the KV cache, "
+              f"{slow[2] / slow[4]:.2f}× without")
         return
     print(f"device: {device}, peak {measure_peak_flops(device) / 1e9:.0f} GFLOP/s fp32, "
           f"{measure_peak_flops(device, torch.bfloat16) / 1e9:.0f} bf16 (matmul probe; MFU uses the run's precision)")
