@@ -217,6 +217,12 @@ def test_a_ladder_with_another_axis_is_one_ladder_per_variant(tmp_path):
     assert found["headline"] == "val_loss/modern[optim.lr=0.01]"
 
 
+def _cadence_aside(config: dict) -> dict:
+    """The config less train.eval_every: the ladder may evaluate more often than `trends lm` (its time to the target
+    is read between evaluations), and evaluating draws no training batch, so the training is the same."""
+    return {**config, "train": {k: v for k, v in config["train"].items() if k != "eval_every"}}
+
+
 def _composed(cli, *args: str) -> dict:
     code, output = cli(*args)
     assert code == 0, output
@@ -232,8 +238,8 @@ def test_each_rung_is_a_trends_lm_run_with_one_trick_more(cli, recipe, lm):
     rungs = [_composed(cli, "recipe", "--cfg", *recipe, f"rung={rung}") for rung in RUNGS]
     for rung, config in zip(RUNGS, rungs):
         assert config.pop("ladder")["rung"] == rung
-    assert rungs[0] == _composed(cli, "lm", "--cfg", *lm)
-    assert rungs[-1] == _composed(cli, "lm", "--cfg", *lm, "recipe=modern")
+    assert _cadence_aside(rungs[0]) == _cadence_aside(_composed(cli, "lm", "--cfg", *lm))
+    assert _cadence_aside(rungs[-1]) == _cadence_aside(_composed(cli, "lm", "--cfg", *lm, "recipe=modern"))
     for before, after in zip(rungs, rungs[1:]):
         changed = [(section, key) for section in ("model", "optim") for key in {*before[section], *after[section]}
                    if before[section].get(key) != after[section].get(key)]
