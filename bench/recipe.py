@@ -22,23 +22,19 @@ from trends.core.precision import choose_precision  # noqa: E402
 from trends.text.model import GPT, GPTConfig  # noqa: E402
 from trends.text.optim import build_optimizer  # noqa: E402
 
-LADDER = {  # each adds one trick to the one before (trends/conf/recipe/rung/)
-    "gpt2": {},
-    "+ rotary": {"position": "rotary"},
-    "+ RMSNorm": {"norm": "rmsnorm"},
-    "+ ReLU²": {"mlp": "relu2"},
-    "+ QK-norm": {"qk_norm": True},
-    "+ Muon": {"muon": True},
-}
+CONF = REPO / "trends" / "conf"
 
 
 def rungs() -> dict[str, tuple[dict, bool]]:
-    out, tricks, muon = {}, {}, False
-    for name, change in LADDER.items():
-        change = dict(change)
-        muon = change.pop("muon", muon)
-        tricks = {**tricks, **change}
-        out[name] = (dict(tricks), muon)
+    """Each rung of `trends recipe` (trends/conf/recipe.yaml's ladder.rungs, in order) as (model switches, Muon?),
+    read from its rung file; the last rung is recipe=modern itself."""
+    out = {}
+    for rung in OmegaConf.load(CONF / "recipe.yaml").ladder.rungs:
+        cfg = OmegaConf.load(CONF / "recipe" / "rung" / f"{rung}.yaml")
+        muon = "defaults" in cfg  # the rung that selects recipe=modern, whose optimiser is Muon
+        if muon:
+            cfg = OmegaConf.load(CONF / "text" / "recipe" / "modern.yaml")
+        out[rung] = (OmegaConf.to_container(cfg.model) if "model" in cfg else {}, muon)
     return out
 
 
@@ -73,11 +69,12 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device("auto")
     precision = choose_precision(device, "auto")
-    times: dict[str, list[float]] = {name: [] for name in LADDER}
+    ladder = rungs()
+    times: dict[str, list[float]] = {name: [] for name in ladder}
     for _ in range(args.rounds):
-        for name, (tricks, muon) in rungs().items():
+        for name, (tricks, muon) in ladder.items():
             times[name].append(step_time(tricks, muon, device, precision, args.steps))
-    base = statistics.median(times["gpt2"])
+    base = statistics.median(next(iter(times.values())))
     print(f"{device}, {precision.name}; training step of the default lm model (batch 32 × 64), median of "
           f"{args.rounds} rounds of {args.steps} steps")
     for name, values in times.items():

@@ -71,24 +71,32 @@ def ctrl_c_after_first_checkpoint(argv: list[str], command: str, cwd: Path, env:
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})}, start_new_session=whole_group,
                             preexec_fn=as_in_a_terminal)
-    deadline = time.time() + 120
-    while not list(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt")):
-        if proc.poll() is not None or time.time() > deadline:  # it ended, or hangs: no Ctrl-C, a failure
-            ended = f"ended (exit {proc.returncode})" if proc.returncode is not None else "ran 120 s"
-            proc.kill()
-            _, err = proc.communicate()
-            pytest.fail(f"{command} {ended} without a checkpoint, so no Ctrl-C was sent; stderr:\n{err[-2000:]}")
-        time.sleep(0.02)
-    if proc.poll() is not None:
-        _, err = proc.communicate()
-        pytest.fail(f"{command} ended (exit {proc.returncode}) before Ctrl-C could reach it: the run is too short "
-                    f"for this test; stderr:\n{err[-2000:]}")
+    first_checkpoint(proc, cwd, command)
     if whole_group:
         os.killpg(proc.pid, signal.SIGINT)
     else:
         proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
+
+
+def first_checkpoint(proc: subprocess.Popen, cwd: Path, command: str, seconds: float = 120) -> Path:
+    """The first checkpoint the run of `command` (started as `proc`) saves under cwd/outputs, once it exists and
+    while `proc` still runs: a command that ends before, or saves nothing within `seconds`, fails the test (a
+    signal is never sent late or to no one)."""
+    deadline = time.time() + seconds
+    while not (found := sorted(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt"))):
+        if proc.poll() is not None or time.time() > deadline:  # it ended, or hangs: a failure
+            ended = f"ended (exit {proc.returncode})" if proc.returncode is not None else f"ran {seconds:.0f} s"
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(f"{command} {ended} without a checkpoint, so no signal was sent; stderr:\n{err[-2000:]}")
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        _, err = proc.communicate()
+        pytest.fail(f"{command} ended (exit {proc.returncode}) before a signal could reach it: the run is too short "
+                    f"for this test; stderr:\n{err[-2000:]}")
+    return found[0]
 
 
 def reference_then_interrupted(cwd: Path, command: str, args: list[str], cli=None,

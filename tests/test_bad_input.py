@@ -86,17 +86,13 @@ def bad(made, tmp_path_factory) -> dict[str, Path]:
             "no parts": no_parts, "torn checkpoint": root / "torn_checkpoint", "gnn sweep": gnn_sweep, **made}
 
 
+NOT_A_RECORD = (("missing", "does not exist"), ("file", "is a file"), ("empty", "not a run or sweep folder"),
+                ("torn summary", "summary.json cannot be read"), ("summary not an object", "no JSON object"))
 REFUSED = [  # (command, what it is given, what its one line says)
-    *[("report", given, says) for given, says in (
-        ("missing", "does not exist"), ("file", "is a file"), ("empty", "not a run or sweep folder"),
-        ("torn summary", "summary.json cannot be read"), ("summary not an object", "no JSON object"))],
-    *[("runs show", given, says) for given, says in (
-        ("missing", "does not exist"), ("file", "is a file"), ("empty", "not a run or sweep folder"),
-        ("torn summary", "summary.json cannot be read"), ("summary not an object", "no JSON object"))],
+    *[("report", given, says) for given, says in NOT_A_RECORD],
+    *[("runs show", given, says) for given, says in NOT_A_RECORD],
     *[("runs compare", given, says) for given, says in (
-        ("missing", "does not exist"), ("file", "is a file"), ("empty", "not a run or sweep folder"),
-        ("torn summary", "summary.json cannot be read"), ("summary not an object", "no JSON object"),
-        ("damaged config", "config.yaml is damaged"), ("distill sweep", "is a sweep"))],
+        *NOT_A_RECORD, ("damaged config", "config.yaml is damaged"), ("distill sweep", "is a sweep"))],
     *[("sample", given, says) for given, says in (
         ("missing", "does not exist"), ("file", "is a file"), ("empty", "not a run folder"),
         ("gnn run", "`trends gnn` run"), ("gnn checkpoint", "holds no char-GPT"), ("no parts", "no model weights"),

@@ -7,11 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import TRENDS, summary
+from helpers import TRENDS, first_checkpoint, summary
 
 from trends.errors import UserError
 from trends.launch.folders import as_data
@@ -22,21 +21,6 @@ from trends.records.metrics import read_metrics
 from trends.records.sweep import analysis_function
 
 LONG = ["--smoke", "train.steps=200", "train.eval_every=50", "train.log_every=50"]
-
-
-def _wait_for(path_glob: str, cwd: Path, proc: subprocess.Popen, seconds: float = 120) -> Path:
-    """The first file matching `path_glob` under cwd, waiting while `proc` runs; the test fails if none comes."""
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        found = sorted(cwd.glob(path_glob))
-        if found:
-            return found[0]
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    proc.kill()
-    _, err = proc.communicate()
-    pytest.fail(f"no {path_glob} within {seconds} s (exit {proc.returncode}); stderr:\n{err[-2000:]}")
 
 
 def _lines(text: str) -> list[str]:
@@ -57,8 +41,7 @@ def test_a_killed_run_is_listed_refused_to_a_second_writer_and_resumes_exactly(w
 
     proc = subprocess.Popen([*TRENDS, "lm", *LONG], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    checkpoint = _wait_for("outputs/lm/*/checkpoints/last.pt", workdir, proc)
-    run = checkpoint.parent.parent
+    run = first_checkpoint(proc, workdir, "lm").parent.parent
     proc.send_signal(signal.SIGSTOP)  # frozen mid-run: its lock stays held while the others knock
     try:
         assert summary(run)["status"] == "running" and summary(run)["pid"] == proc.pid
@@ -290,7 +273,7 @@ def test_sigterm_saves_at_the_next_step_and_the_run_resumes(workdir, cli):
     (not only at its last evaluation), says it was interrupted, and goes on with --resume."""
     proc = subprocess.Popen([*TRENDS, "lm", *LONG], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    run = _wait_for("outputs/lm/*/checkpoints/last.pt", workdir, proc).parent.parent
+    run = first_checkpoint(proc, workdir, "lm").parent.parent
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "SIGTERM: saving a checkpoint" in out + err, out + err

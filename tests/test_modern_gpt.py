@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from helpers import TRENDS, ctrl_c_after_first_checkpoint, summary, trends
+from helpers import reference_then_interrupted, summary
 
 from trends.text.model import GPT, GPTConfig, Rotary, rms_norm
 from trends.text.optim import Chain, build_optimizer
@@ -131,18 +131,14 @@ def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
 SMOKE_LONG = ["--smoke", "recipe=modern", "train.steps=120", "train.eval_every=40", "train.log_every=40"]
 
 
-def test_a_modern_run_resumes_exactly_muon_state_included(workdir):
-    straight = trends("lm", *SMOKE_LONG, cwd=workdir, env={"TRENDS_OUTPUTS": "straight"})
-    assert straight.returncode == 0, straight.stderr
-    (reference,) = (workdir / "straight" / "lm").iterdir()
-    code, err = ctrl_c_after_first_checkpoint([*TRENDS, "lm", *SMOKE_LONG], "lm", workdir)
-    assert code == 130, err
+def test_a_modern_run_resumes_exactly_muon_state_included(workdir, cli):
+    reference, _ = reference_then_interrupted(workdir, "lm", SMOKE_LONG, cli)
     (run,) = (workdir / "outputs" / "lm").iterdir()
-    resumed = trends("lm", "--resume", str(run), cwd=workdir)
-    assert resumed.returncode == 0, resumed.stderr
+    code, output = cli("lm", "--resume", str(run))
+    assert code == 0, output
     final, expected = summary(run), summary(reference)
     assert final["status"] == "completed" and final["resumed"] == 1
     for key in ("best_val_loss", "final_val_loss", "final_train_loss"):
         assert final["metrics"][key] == expected["metrics"][key], key
-    sample = trends("sample", str(run), "--tokens", "20", cwd=workdir)  # `trends sample` reads a modern model
-    assert sample.returncode == 0 and len(sample.stdout) >= 20, sample.stderr
+    code, output = cli("sample", str(run), "--tokens", "20")  # `trends sample` reads a modern model
+    assert code == 0 and len(output) >= 20, output

@@ -38,7 +38,7 @@ def print_runs(root: Path, limit: int) -> None:
 
 def _run_row(run: Path) -> tuple[str, ...]:
     s = _summary(run)
-    overrides = escape(" ".join(o for o in s.get("overrides", []) if not o.startswith(("hydra", "resume="))))
+    overrides = escape(" ".join(o for o in s.get("overrides", []) if not o.startswith("hydra")))
     return s.get("command", "?"), _state(run, s), overrides, _headline(s), f"{_seconds(s):.0f}s"
 
 

@@ -30,7 +30,7 @@ def sweep_resume_overrides(demo: Demo, sweep_dir: Path) -> list[str]:
     search = search_resume_hint(sweep_dir)
     if search:
         raise UserError(f"{sweep_dir} is a search: {search}")
-    refuse_if_in_use(sweep_dir)
+    lock.refuse_if_held(sweep_dir)
     task = OmegaConf.select(saved, "hydra.overrides.task", default=[])
     return [o for o in as_data(task, sweep_dir / "multirun.yaml") if not o.startswith(("resume=", "hydra.job.name="))]
 
@@ -48,7 +48,7 @@ def resume_overrides(demo: Demo, run_dir: Path) -> list[str]:
         raise UserError(f"{run_dir} is not a `trends {demo.command}` run")
     if not layout.checkpoint_of(run_dir).is_file():
         raise UserError(f"{run_dir} has no checkpoint to resume from ({layout.CHECKPOINT}); start a new run")
-    refuse_if_in_use(run_dir)
+    lock.refuse_if_held(run_dir)
     return [o for o in as_data(OmegaConf.load(saved), saved) if not o.startswith("resume=")]
 
 
@@ -70,12 +70,6 @@ def as_data(overrides, source: Path) -> list[str]:
         checked.append(entry)
     return checked
 
-
-def refuse_if_in_use(folder: Path) -> None:
-    """One line naming the process that writes `folder` now (its lock is held), before anything else happens."""
-    holder = lock.holder(folder)
-    if holder is not None:
-        raise UserError(f"{folder} is in use by {lock.describe(holder)}; wait for it to end or stop it")
 
 
 def torchrun_rank() -> int | None:

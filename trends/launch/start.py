@@ -68,7 +68,9 @@ def _task(demo: Demo):
         from trends.records.search import is_search, trial_value
 
         hc = HydraConfig.get()
-        overrides = list(hc.overrides.task)
+        # How the run was started, not how it was continued (the summary counts resumes): a job that `--resume`
+        # finished must read as the same job in every table, the sweep's and the demos' own.
+        overrides = [o for o in hc.overrides.task if not o.startswith("resume=")]
         train = importlib.import_module(demo.entry).main
         out_dir = Path(hc.runtime.output_dir)
         if hc.mode != RunMode.MULTIRUN:  # a single run's config was checked before its folder was made

@@ -53,7 +53,7 @@ def load_ladder(sweep_dir: Path, target: float) -> tuple[list[Rung], list[str]]:
             left_out.append(f"{job.name}: {s.get('status', 'no summary')}")
             continue
         variant = " ".join(o for o in s.get("overrides", [])
-                           if o not in shared and not o.startswith(("seed=", "rung=", "resume=", "hydra")))
+                           if o not in shared and not o.startswith(("seed=", "rung=", "hydra")))
         rung = rungs.setdefault((variant, s["rung"]), Rung(s["rung"], s["trick"], s["trick_what"], variant))
         rung.losses.append(s["metrics"]["best_val_loss"])
         rung.rates.append(s["metrics"]["tokens_per_s"])

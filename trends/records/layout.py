@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from .lock import holder
+
 CHECKPOINT = Path("checkpoints") / "last.pt"  # the model parts, the training state, every rank's RNG streams
 METRICS = "metrics.jsonl"  # one JSON object per logged point
 SUMMARY = "summary.json"  # status, headline metrics, what ran where
@@ -44,8 +46,6 @@ def read_summary(run_dir: Path) -> dict:
 def status_of(run_dir: Path, summary: dict | None = None) -> str | None:
     """A run's status as it stands: a summary that says `running` while no process holds the folder's lock belongs to
     a run that was killed (SIGKILL, the OOM killer, a cluster's time limit) before it could say how it ended."""
-    from .lock import holder
-
     summary = read_summary(run_dir) if summary is None else summary
     status = summary.get("status")
     if status == "running" and holder(run_dir) is None:

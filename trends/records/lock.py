@@ -72,11 +72,19 @@ def holder(folder: Path) -> dict | None:
     return None
 
 
-def describe(info: dict) -> str:
-    """`process 123 on host (trends lm, since 2026-12-07T10:00:00+00:00)`."""
+def refuse_if_held(folder: Path) -> None:
+    """One line naming the process that holds `folder` now, before anything else happens (`hold` checks again)."""
+    info = holder(folder)
+    if info is not None:
+        raise in_use(folder, info)
+
+
+def in_use(folder: Path, info: dict) -> UserError:
+    """`… is in use by process 123 on host (trends lm, since 2026-12-07T10:00:00+00:00); wait for it …`."""
     what = ", ".join(x for x in (info.get("command") and f"trends {info['command']}", info.get("since") and
                                  f"since {info['since']}") if x)
-    return f"process {info.get('pid', '?')} on {info.get('host', '?')}" + (f" ({what})" if what else "")
+    who = f"process {info.get('pid', '?')} on {info.get('host', '?')}" + (f" ({what})" if what else "")
+    return UserError(f"{folder} is in use by {who}; wait for it to end or stop it")
 
 
 def _acquire(folder: Path, command: str) -> int:
@@ -87,8 +95,7 @@ def _acquire(folder: Path, command: str) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        info = _read(folder / LOCK)
-        raise UserError(f"{folder} is in use by {describe(info)}; wait for it to end or stop it") from None
+        raise in_use(folder, _read(folder / LOCK)) from None
     except OSError:  # a filesystem without locks (some network mounts): go on unlocked
         os.close(fd)
         return -1

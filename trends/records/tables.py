@@ -29,8 +29,7 @@ def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for job in job_folders(sweep_dir):
         summary = read_summary(job) or {"status": "missing"}
-        # A job a `--resume SWEEP` ran records resume=true: how it was launched, not what it is (nor a variant).
-        overrides = [o for o in summary.get("overrides", []) if not o.startswith(("hydra", "resume="))]
+        overrides = [o for o in summary.get("overrides", []) if not o.startswith("hydra")]
         rows.append({"job": job.name, "overrides": " ".join(overrides), "status": summary.get("status"),
                      **summary.get("metrics", {})})
     return rows

@@ -220,22 +220,21 @@ class GPT(nn.Module):
         """Parameters, counting the tied embedding once."""
         return num_params(self)
 
-    def _lookups(self) -> int:
-        """Weights read by a lookup, not a matrix product: the position table, and the token table when the head
-        has its own matrix."""
-        positions = self.pos_emb.weight.numel() if self.pos_emb is not None else 0
-        return positions + (0 if self.cfg.tied else self.tok_emb.weight.numel())
+    def _positions(self) -> int:
+        """The learned position table's weights (none with rotary positions)."""
+        return self.pos_emb.weight.numel() if self.pos_emb is not None else 0
 
     def non_embedding_params(self) -> int:
         """Parameters without the token and position embeddings: Kaplan et al.'s N, the x of a scaling law."""
-        positions = self.pos_emb.weight.numel() if self.pos_emb is not None else 0
-        return self.num_params() - self.tok_emb.weight.numel() - positions
+        return self.num_params() - self.tok_emb.weight.numel() - self._positions()
 
     def flops_per_token(self) -> float:
-        """Training FLOPs per token: 6N for the weights (the head's matrix product included, the lookups not) plus
-        12·L·d·T for attention scores (PaLM appendix B)."""
+        """Training FLOPs per token: 6N for the weights (the head's matrix product included; the lookups — the
+        position table, and the token table when the head has its own matrix — not) plus 12·L·d·T for attention
+        scores (PaLM appendix B)."""
         c = self.cfg
-        return 6 * (self.num_params() - self._lookups()) + 12 * c.n_layer * c.n_embd * c.block_size
+        lookups = self._positions() + (0 if c.tied else self.tok_emb.weight.numel())
+        return 6 * (self.num_params() - lookups) + 12 * c.n_layer * c.n_embd * c.block_size
 
     def hidden_matrices(self) -> list[nn.Parameter]:
         """The blocks' 2-D weights: what Muon orthogonalises (embeddings, head, gains and biases stay with AdamW)."""
