@@ -212,8 +212,9 @@ def stratified_folds(y: Tensor, k: int, generator: torch.Generator) -> list[Tens
 def _load(cfg: DictConfig, make):
     """`make(root)` on a private root holding copies of the dataset's raw files, each checked against its pin as it
     is copied (what torch_geometric reads is what was checked). torch_geometric processes them there every time
-    (0.2 s for Cora, 0.7 s for PROTEINS on 2 cores): a `processed/` folder it finds it reads back with torch.load,
-    `pre_transform.pt` with weights_only=False, so one planted beside the raw files would run code."""
+    (0.05 s for Cora, 0.5 s for PROTEINS on 2 cores: bench/graph_data.py): a `processed/` folder it finds it reads
+    back with torch.load, `pre_transform.pt` with weights_only=False, so one planted beside the raw files would run
+    code."""
     pins = _pins(cfg)
     raw = _raw_folder(cfg, pins)
     with tempfile.TemporaryDirectory(prefix="trends-graphs-") as private, _quiet_processing():
