@@ -21,7 +21,8 @@ from helpers import TRENDS, ctrl_c_after_first_checkpoint, run_dirs, shared, sum
 
 from trends.errors import UserError
 from trends.gnn.data import RAW_SHA256, load_graph_dataset, load_node_task, stratified_folds, synthetic_node_task
-from trends.gnn.models import NodeNet
+from trends.gnn.depth import dirichlet_energy, mean_cosine_similarity
+from trends.gnn.models import NodeNet, dropout, node_model
 
 
 def test_smoke_node_classification(workdir, cli):
@@ -35,6 +36,92 @@ def test_smoke_node_classification(workdir, cli):
     for name in ("accuracy.png", "loss.png", "embeddings.png"):
         assert (run / "plots" / name).stat().st_size > 0
     assert (run / "checkpoints" / "last.pt").is_file()
+
+
+def test_smoke_deep_models_stop_early_and_record_how_smooth_their_last_layer_is(workdir, cli):
+    code, out = cli("gnn", "-m", "--smoke", "model=appnp,gcnii", "model.layers=4", "--epochs", "300",
+                    "train.patience=20", "train.plots=false")
+    assert code == 0, out
+    runs = [r for r in run_dirs(workdir, "gnn") if r.name.isdigit()]  # the jobs (no depth analysis: one depth)
+    assert len(runs) == 2 and not (runs[0].parent / "summary.json").exists()
+    for run in runs:
+        s = summary(run)
+        m = s["metrics"]
+        assert s["status"] == "completed" and m["test_acc"] > 60, (run, m)  # 3 classes: chance is 33%
+        assert 0 < m["dirichlet_energy"] and -1 <= m["mean_cosine"] <= 1
+        epochs = [r["epoch"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+                  if r["split"] == "train"]
+        assert epochs[-1] < 300 and epochs[-1] == s["picked_epoch"] + 20, (epochs[-1], s["picked_epoch"])
+
+
+def test_depth_sweep_on_cora_shows_gcn_oversmoothing_and_gcnii_holding(workdir, cli):
+    """The depth analysis through the CLI on the real Cora, short: at 16 layers GCN has lost most of what it had at
+    2, its nodes' features collapsed together (the energy falls), while GCNII keeps them apart."""
+    root = shared("Cora", "raw").parent.parent
+    code, out = cli("gnn", "-m", "model=gcn,gcnii", "model.layers=2,16", f"data.root={root}", "--epochs", "60",
+                    "train.plots=false")
+    assert code == 0, out
+    [sweep] = list((workdir / "outputs" / "gnn" / "multirun").iterdir())
+    with open(sweep / "depth.csv") as f:
+        rows = {(r["model"], int(r["layers"])): r for r in csv.DictReader(f)}
+    assert set(rows) == {("gcn", 2), ("gcn", 16), ("gcnii", 2), ("gcnii", 16)}
+    acc = {k: float(r["test_acc"]) for k, r in rows.items()}
+    energy = {k: float(r["dirichlet_energy"]) for k, r in rows.items()}
+    assert acc[("gcn", 16)] <= acc[("gcn", 2)] - 10 and acc[("gcnii", 16)] >= acc[("gcn", 16)] + 20, acc
+    assert energy[("gcn", 16)] < energy[("gcn", 2)], energy
+    s = summary(sweep)
+    assert s["status"] == "completed" and s["lead_plot"] == "accuracy_vs_depth.png"
+    assert "GCN on cora falls" in s["finding"], s["finding"]
+    for name in ("accuracy_vs_depth.png", "oversmoothing_vs_depth.png"):
+        assert (sweep / "plots" / name).stat().st_size > 0
+    page = (sweep / "report.html").read_text()
+    assert "accuracy_vs_depth.png" in page and "depth" in page and "dirichlet_energy" in page
+
+
+def test_oversmoothing_measures_on_equal_and_distinct_features():
+    path = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])  # 0 - 1 - 2, both directions
+    equal = torch.ones(3, 4)
+    assert dirichlet_energy(equal, path) == 0 and mean_cosine_similarity(equal) == pytest.approx(1)
+    distinct = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 2.0]])
+    # edges 0-1 and 1-2 both ways: (2 + 2 + 1 + 1) / 3 nodes; cosines of the pairs: 0, 0, 1
+    assert dirichlet_energy(distinct, path) == pytest.approx(6 / 3)
+    assert mean_cosine_similarity(distinct) == pytest.approx(1 / 3)
+    # a node ReLU zeroed has no direction: left out of the pairs
+    assert mean_cosine_similarity(torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 0.0]])) == pytest.approx(1)
+
+
+def test_dropout_keeps_one_minus_p_and_rescales():
+    x = torch.ones(1_000_000)
+    y = dropout(x, 0.6, training=True)
+    assert set(y.unique().tolist()) == {0.0, 2.5}
+    assert (y > 0).float().mean().item() == pytest.approx(0.4, abs=0.003)
+    assert torch.equal(dropout(x, 0.6, training=False), x)
+    sparse = torch.eye(500).to_sparse_coo().coalesce()
+    dropped = dropout(sparse, 0.5, training=True)
+    assert dropped._nnz() == 500 and set(dropped.values().unique().tolist()) <= {0.0, 2.0}
+
+
+@pytest.mark.parametrize("name", ["gcnii", "appnp"])
+def test_deep_models_propagate_as_torch_geometric_does(name):
+    """GCNII and APPNP aggregate over the normalised adjacency by SymmetricPropagation (its backward is a second
+    product with the same matrix): forward and gradients equal torch_geometric's own per-edge propagation."""
+    task = synthetic_node_task(OmegaConf.create({
+        "graph_seed": 0, "num_nodes": 60, "num_classes": 3, "num_features": 30, "words": 3, "signal": 0.5,
+        "p_in": 0.2, "p_out": 0.02, "train_per_class": 5, "num_val": 10, "sparse_features": False,
+        "name": "synthetic"}))
+    cfg = OmegaConf.create({"name": name, "hidden": 8, "layers": 4, "alpha": 0.1, "theta": 0.5, "dropout": 0.0})
+    torch.manual_seed(0)
+    model = node_model(cfg, 30, 3)
+    ours = model(task.x, task.graph(model.graph_input))
+    ours_grads = torch.autograd.grad(ours.square().sum(), list(model.parameters()))
+    propagators = model.convs if name == "gcnii" else [model.propagate]
+    for layer in propagators:
+        layer.normalize = True  # torch_geometric normalises edge_index itself and sends one message per edge
+    theirs = model(task.x, task.edge_index)
+    theirs_grads = torch.autograd.grad(theirs.square().sum(), list(model.parameters()))
+    torch.testing.assert_close(ours, theirs)
+    for a, b in zip(ours_grads, theirs_grads):
+        torch.testing.assert_close(a, b)
 
 
 def test_resume_continues_from_the_checkpoint(workdir, cli):
@@ -270,6 +357,12 @@ def test_wrong_task_for_the_data_is_a_user_error(workdir, cli):
     assert code == 2 and "task=graph" in out
 
 
+def test_a_node_classifier_on_the_graph_task_is_a_user_error(workdir, cli):
+    code, out = cli("gnn", "task=graph", "model=gcnii", "data=synthetic")
+    assert code == 2 and "model=gcnii classifies the nodes of one graph" in out and "Traceback" not in out
+    assert not (workdir / "outputs").exists() or not run_dirs(workdir, "gnn")
+
+
 def test_stratified_folds_partition_and_balance():
     y = torch.tensor([0] * 63 + [1] * 125)
     folds = stratified_folds(y, 10, torch.Generator().manual_seed(0))
@@ -292,9 +385,9 @@ def test_sparse_inputs_give_the_same_model(name):
     torch.manual_seed(0)
     model = NodeNet(model_cfg, 30, 3).eval()
     assert task.x.is_sparse
-    assert model.sparse_input or model.adjacency_input, f"{name} takes neither sparse X nor a sparse adjacency"
+    assert model.sparse_input or model.graph_input == "adjacency", f"{name}: neither sparse X nor a sparse adjacency"
     dense = model(task.x.to_dense(), task.edge_index)
     if model.sparse_input:
         torch.testing.assert_close(model(task.x, task.edge_index), dense)
-    if model.adjacency_input:
+    if model.graph_input == "adjacency":
         torch.testing.assert_close(model(task.x.to_dense(), task.adjacency()), dense)

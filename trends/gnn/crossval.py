@@ -69,7 +69,7 @@ def cross_validate(cfg: DictConfig, loop: Loop) -> None:
             train_graphs = [g for i, g in enumerate(graphs) if i not in held_out]
             test_batch = Batch.from_data_list([graphs[i] for i in folds[fold].tolist()])
             model = GraphNet(cfg.model, in_dim, num_classes).to(device)
-            optimizer = torch.optim.Adam(param_groups(model, cfg.optim.weight_decay, cfg.optim.decay),
+            optimizer = torch.optim.Adam(param_groups(model, cfg.optim),
                                          lr=cfg.optim.lr)
             scheduler = torch.optim.lr_scheduler.StepLR(optimizer, t.lr_step, t.lr_gamma)
             order = torch.Generator().manual_seed(derive_seed(cfg.seed, "fold", fold))  # this fold's batches

@@ -23,7 +23,14 @@ import torch_geometric.transforms as T
 from omegaconf import DictConfig
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.utils import erdos_renyi_graph, stochastic_blockmodel_graph, to_torch_csr_tensor, to_undirected
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import (
+    erdos_renyi_graph,
+    is_undirected,
+    stochastic_blockmodel_graph,
+    to_torch_csr_tensor,
+    to_undirected,
+)
 
 from trends.core.data import data_root, sha256_of, writable_copy_of
 from trends.errors import UserError
@@ -89,13 +96,28 @@ class NodeTask:
         return NodeTask(self.x.to(device), self.edge_index.to(device), self.y.to(device),
                         {k: m.to(device) for k, m in self.masks.items()}, self.num_classes, self.name)
 
-    def adjacency(self) -> Tensor:
-        """The transposed adjacency (N, N) as sparse CSR: row i holds the nodes that send to i. Layers given this
-        instead of edge_index aggregate by sparse matmul, never building one message per edge."""
+    def graph(self, kind: str) -> Tensor:
+        """The graph as a model takes it (its `graph_input`): `edges` (edge_index), `adjacency` or `normalized`."""
+        return {"edges": lambda: self.edge_index, "adjacency": self.adjacency,
+                "normalized": self.normalized_adjacency}[kind]()
+
+    def adjacency(self, weight: Tensor | None = None, edge_index: Tensor | None = None) -> Tensor:
+        """The transposed adjacency (N, N) as sparse CSR: row i holds the nodes that send to i (with `weight` per
+        edge of `edge_index`, default 1 per edge of the graph). Layers given this instead of edge_index aggregate by
+        sparse matmul, never building one message per edge."""
+        edge_index = self.edge_index if edge_index is None else edge_index
         with torch.sparse.check_sparse_tensor_invariants(), warnings.catch_warnings():
             # torch calls its CSR support beta; CSR is what torch_geometric wants
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            return to_torch_csr_tensor(self.edge_index.flip(0), size=self.num_nodes)
+            return to_torch_csr_tensor(edge_index.flip(0), weight, size=self.num_nodes)
+
+    def normalized_adjacency(self) -> Tensor:
+        """Â = D^-1/2 (A + I) D^-1/2 (Kipf & Welling's renormalised adjacency; D: degrees counting the self-loop) as
+        sparse CSR: what APPNP and GCNII propagate by. Symmetric, since the graph is undirected."""
+        if not is_undirected(self.edge_index, num_nodes=self.num_nodes):
+            raise UserError(f"{self.name}: APPNP and GCNII need an undirected graph (every edge in both directions)")
+        edge_index, weight = gcn_norm(self.edge_index, None, self.num_nodes, add_self_loops=True)
+        return self.adjacency(weight, edge_index)
 
 
 # -- node classification ------------------------------------------------------------------------------------------

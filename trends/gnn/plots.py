@@ -46,3 +46,45 @@ def draw_graph(path, edge_index: torch.Tensor, colour: torch.Tensor, ringed: tor
     ax.set_title(title, fontsize=9)
     ax.axis("off")
     return plots.save(fig, path)
+
+
+def depth_plots(plots_dir, lines: dict[str, list[dict]]) -> None:
+    """From a depth sweep's rows per model (depth.py): test accuracy against depth with ± one std over seeds, and
+    the two oversmoothing measures of the last hidden layer against depth."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, rows in lines.items():
+        ax.errorbar([r["layers"] for r in rows], [r["test_acc"] for r in rows], [r["test_acc_std"] for r in rows],
+                    marker="o", capsize=3, label=label)
+    _depth_axis(ax, lines)
+    ax.set(ylabel="test accuracy (%)",
+           title="accuracy against depth (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    plots.save(fig, plots_dir / "accuracy_vs_depth.png")
+
+    fig, (energy, cosine) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, rows in lines.items():
+        depths = [r["layers"] for r in rows]
+        # a layer that is zero everywhere has energy 0: shown at the axis' floor rather than dropped by the log scale
+        energy.plot(depths, [max(r["dirichlet_energy"], 1e-12) for r in rows], marker="o", label=label)
+        cosine.plot(depths, [r["mean_cosine"] for r in rows], marker="o", label=label)
+    energy.set(yscale="log", ylabel="Dirichlet energy (1e-12: zero)",
+               title="how far apart neighbours stay (higher: less smoothed)")
+    cosine.set(ylabel="mean cosine similarity of node pairs", title="how alike all nodes are (1: one direction)")
+    for ax in (energy, cosine):
+        _depth_axis(ax, lines)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("oversmoothing of the last hidden layer at the picked epoch (mean over seeds)", fontsize=10)
+    plots.save(fig, plots_dir / "oversmoothing_vs_depth.png")
+
+
+def _depth_axis(ax, lines: dict[str, list[dict]]) -> None:
+    """Depth on a log-2 axis, ticked at the depths run, labelled as numbers."""
+    depths = sorted({r["layers"] for rows in lines.values() for r in rows})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(depths, [str(d) for d in depths])
+    ax.minorticks_off()
+    ax.set_xlabel("layers")

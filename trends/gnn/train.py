@@ -27,8 +27,9 @@ from trends.errors import UserError
 from trends.gnn import plots
 from trends.gnn.crossval import FoldsState, cross_validate
 from trends.gnn.data import NodeTask, load_node_task
+from trends.gnn.depth import dirichlet_energy, mean_cosine_similarity
 from trends.gnn.findings import node_finding
-from trends.gnn.models import NodeNet, param_groups
+from trends.gnn.models import NODE_MODELS, node_model, param_groups
 from trends.records.run import Run
 
 log = logging.getLogger("trends.gnn")
@@ -44,6 +45,9 @@ class NodeState(TrainState):
 def main(cfg: DictConfig, run: Run) -> None:
     whole_epochs(cfg.train.epochs)
     graphs = cfg.task == "graph"
+    if graphs and cfg.model.name in NODE_MODELS:
+        raise UserError(f"model={cfg.model.name} classifies the nodes of one graph (task=node); for task=graph use "
+                        "model=gin, gcn, sage, gat or mlp")
     loop = Loop(run, cfg.device, FoldsState() if graphs else NodeState(), cfg.train.amp)
     seed_everything(cfg.seed, cfg.deterministic)
     threads = torch.get_num_threads()
@@ -58,13 +62,13 @@ def main(cfg: DictConfig, run: Run) -> None:
 def train_nodes(cfg: DictConfig, loop: Loop) -> None:
     run, device, t = loop.run, loop.device, cfg.train
     task = load_node_task(cfg.data)
-    model = NodeNet(cfg.model, task.x.size(1), task.num_classes)
+    model = node_model(cfg.model, task.x.size(1), task.num_classes)
     if task.x.is_sparse and not model.sparse_input:
         task.x = task.x.to_dense()  # SAGE and GIN gather neighbours' raw features: they need a dense X
+    graph = task.graph(model.graph_input).to(device)
     task = task.to(device)
-    graph = task.adjacency() if model.adjacency_input else task.edge_index
     model.to(device)
-    optimizer = torch.optim.Adam(param_groups(model, cfg.optim.weight_decay, cfg.optim.decay), lr=cfg.optim.lr)
+    optimizer = torch.optim.Adam(param_groups(model, cfg.optim), lr=cfg.optim.lr)
     meter = loop.meter(t.epochs, log_every=t.log_every, warmup=10)  # a step is an epoch; the first 10 warm up
     loop.track(model=model, optimizer=optimizer, streams={"meter": meter})
     if cfg.resume:
@@ -104,6 +108,9 @@ def train_nodes(cfg: DictConfig, loop: Loop) -> None:
                               f"(picked: epoch {b['epoch']}, test {b['test_acc']:.1f}%)")
             if meter.due(t.checkpoint_every):
                 loop.checkpoint()
+            if t.patience and epoch - state.best["epoch"] >= t.patience:
+                log.info("early stop at epoch %d: no better validation for %d epochs", epoch, t.patience)
+                break
 
     loop.finish(lambda: finish(run, cfg, model, task, graph, state, meter))
 
@@ -124,8 +131,8 @@ def evaluate(forward, task: NodeTask, graph, precision: Precision) -> dict[str, 
 
 
 def _better(scores: dict, best: dict | None, select: str) -> bool:
-    """Is this epoch the one to report? Highest val accuracy; `acc_then_loss` breaks ties by lower val loss.
-    Without validation nodes (karate club) the last epoch is reported."""
+    """Is this epoch the one to report? Highest val accuracy; `acc_then_loss` breaks ties by lower val loss;
+    `loss`: lowest val loss (GCNII's rule). Without validation nodes (karate club) the last epoch is reported."""
     if best is None or "val" not in scores:
         return True
     loss, acc = scores["val"]
@@ -133,20 +140,28 @@ def _better(scores: dict, best: dict | None, select: str) -> bool:
         return acc > best["val_acc"]
     if select == "acc_then_loss":
         return acc > best["val_acc"] or (acc == best["val_acc"] and loss < best["val_loss"])
-    raise UserError(f"train.select={select}: use acc or acc_then_loss")
+    if select == "loss":
+        return loss < best["val_loss"]
+    raise UserError(f"train.select={select}: use acc, acc_then_loss or loss")
 
 
-def finish(run: Run, cfg: DictConfig, model: NodeNet, task: NodeTask, graph, state: NodeState, meter: Meter) -> None:
-    """Plots from the picked epoch's weights, and the summary's metrics."""
+def finish(run: Run, cfg: DictConfig, model: torch.nn.Module, task: NodeTask, graph, state: NodeState, meter: Meter) -> None:
+    """From the picked epoch's weights: the plots, how smooth the last hidden layer is, the summary's metrics."""
     best = state.best
     last = {r["split"]: r for r in run.history() if r["epoch"] == state.step}
     epoch_ms = 1000 / meter.rate  # the mean training epoch after warm-up
+    model.load_state_dict(state.best_model)
+    model.eval()
+    with torch.no_grad():
+        hidden = model.embed(task.x, graph)
     if cfg.train.plots:
-        model.load_state_dict(state.best_model)
         plots.node_plots(run, cfg, model, task, graph)
     metrics = {"test_acc": round(best["test_acc"], 2), "val_acc": round(best.get("val_acc", math.nan), 2),
                "train_acc": round(best["train_acc"], 2), "final_test_acc": round(last["test"]["acc"], 2),
-               "best_epoch": best["epoch"], "epoch_ms": round(epoch_ms, 2)}
+               "best_epoch": best["epoch"], "epoch_ms": round(epoch_ms, 2),
+               # oversmoothing of the last hidden layer at the picked epoch (depth.py)
+               "dirichlet_energy": float(f"{dirichlet_energy(hidden, task.edge_index):.4g}"),
+               "mean_cosine": round(mean_cosine_similarity(hidden), 4)}
     run.update(picked_epoch=best["epoch"], metrics={k: v for k, v in metrics.items() if not math.isnan(v)})
     run.update(finding=node_finding(run.summary, cfg.model.name, task.name))
     how = "picked by validation" if "val_acc" in best else "the last: no validation nodes"
