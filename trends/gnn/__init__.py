@@ -1,4 +1,5 @@
-"""`trends gnn`: message passing on citation graphs and molecules (data.py → models.py → train.py, crossval.py)."""
+"""`trends gnn`: message passing on citation graphs and molecules, and how deep it can go (data.py → models.py →
+train.py, crossval.py; depth.py: oversmoothing and the depth sweep)."""
 import warnings
 
 with warnings.catch_warnings():

@@ -1,9 +1,11 @@
 """Depth and oversmoothing: how far apart message passing leaves the nodes, and a sweep's accuracy against depth.
 
-Each node run measures its last hidden layer (at the picked epoch) two ways: the Dirichlet energy
+Each node run measures its last hidden layer (at the picked epoch): the Dirichlet energy
 E(X) = 1/N Σ_i Σ_{j ∈ N(i)} ‖x_i − x_j‖² (Rusch, Bronstein & Mishra 2023: zero exactly when every node equals its
-neighbours, so it falls towards zero as a deep GCN smooths them together) and the mean cosine similarity of every
-pair of nodes (one when all point the same way). A sweep over `model.layers` (`trends gnn -m experiment=depth`)
+neighbours, so it falls towards zero as a deep GCN smooths them together); the same divided by the mean squared norm
+1/N Σ_i ‖x_i‖², which a layer's scale does not change (a plain deep GCN first inflates its features, then collapses
+them: the raw energy rises before it falls); and the mean cosine similarity of every pair of nodes (one when all point
+the same way). A sweep over `model.layers` (`trends gnn -m experiment=depth`)
 ends with analyse_sweep (the callback trends/conf/gnn.yaml names): test accuracy and both measures against depth per
 model, mean ± std over seeds, as depth.md/.csv, two figures and the sweep's summary.json.
 """
@@ -37,6 +39,14 @@ def dirichlet_energy(x: Tensor, edge_index: Tensor) -> float:
 
 
 @torch.no_grad()
+def normalized_dirichlet_energy(x: Tensor, edge_index: Tensor) -> float:
+    """dirichlet_energy(x) / (1/N Σ_i ‖x_i‖²): the energy per unit of squared norm, unchanged by scaling x. NaN where
+    every x_i is zero."""
+    norm = float(x.double().pow(2).sum() / x.size(0))
+    return dirichlet_energy(x, edge_index) / norm if norm > 0 else math.nan
+
+
+@torch.no_grad()
 def mean_cosine_similarity(x: Tensor) -> float:
     """The mean cosine similarity over all pairs of distinct nodes whose vector is not zero (a ReLU can zero a node
     out: it has no direction), from the sum of the unit vectors: Σ_{i≠j} u_i·u_j = ‖Σ u_i‖² − n. NaN for fewer than
@@ -59,6 +69,7 @@ class Job:
     seed: int
     test_acc: float
     energy: float
+    relative_energy: float
     cosine: float
 
 
@@ -74,7 +85,7 @@ def load_jobs(sweep_dir: Path) -> tuple[list[Job], list[str]]:
             continue
         cfg = OmegaConf.load(config)
         jobs.append(Job(cfg.model.name, cfg.data.name, int(cfg.model.layers), int(cfg.seed), metrics["test_acc"],
-                        metrics.get("dirichlet_energy", math.nan), metrics.get("mean_cosine", math.nan)))
+                        *(metrics.get(k, math.nan) for k in ("dirichlet_energy", "normalized_energy", "mean_cosine"))))
     return jobs, left_out
 
 
@@ -93,6 +104,7 @@ def depth_rows(jobs: list[Job]) -> list[dict]:
                          "test_acc": round(statistics.fmean(accs), 2),
                          "test_acc_std": round(statistics.stdev(accs), 2) if len(accs) > 1 else 0.0,
                          "dirichlet_energy": float(f"{_mean([j.energy for j in members]):.4g}"),
+                         "normalized_energy": float(f"{_mean([j.relative_energy for j in members]):.4g}"),
                          "mean_cosine": round(_mean([j.cosine for j in members]), 4)})
     return rows
 
@@ -103,15 +115,16 @@ def _mean(values: list[float]) -> float:
 
 
 def finding(rows: list[dict]) -> str:
-    """Each model's accuracy at its shallowest and deepest depth, and where the energy went."""
+    """Each model's accuracy at its shallowest and deepest depth, and how alike its nodes ended up."""
     parts = []
     for (model, data), members in _by_line(rows).items():
         low, high = members[0], members[-1]
         change = high["test_acc"] - low["test_acc"]
         verb = "falls" if change <= -1 else "rises" if change >= 1 else "holds"
         parts.append(f"{model.upper()} on {data} {verb} from {low['test_acc']:.1f} % at {low['layers']} layers to "
-                     f"{high['test_acc']:.1f} % at {high['layers']} ({change:+.1f} points; Dirichlet energy "
-                     f"{low['dirichlet_energy']:.3g} → {high['dirichlet_energy']:.3g})")
+                     f"{high['test_acc']:.1f} % at {high['layers']} ({change:+.1f} points; mean cosine of node pairs "
+                     f"{low['mean_cosine']:.2f} → {high['mean_cosine']:.2f}, normalised Dirichlet energy "
+                     f"{low['normalized_energy']:.3g} → {high['normalized_energy']:.3g})")
     return "; ".join(parts)
 
 

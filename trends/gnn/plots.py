@@ -67,10 +67,9 @@ def depth_plots(plots_dir, lines: dict[str, list[dict]]) -> None:
     fig, (energy, cosine) = plt.subplots(1, 2, figsize=(10, 4))
     for label, rows in lines.items():
         depths = [r["layers"] for r in rows]
-        # a layer that is zero everywhere has energy 0: shown at the axis' floor rather than dropped by the log scale
-        energy.plot(depths, [max(r["dirichlet_energy"], 1e-12) for r in rows], marker="o", label=label)
+        energy.plot(depths, [r["normalized_energy"] for r in rows], marker="o", label=label)
         cosine.plot(depths, [r["mean_cosine"] for r in rows], marker="o", label=label)
-    energy.set(yscale="log", ylabel="Dirichlet energy (1e-12: zero)",
+    energy.set(ylabel="Dirichlet energy / mean squared norm",
                title="how far apart neighbours stay (higher: less smoothed)")
     cosine.set(ylabel="mean cosine similarity of node pairs", title="how alike all nodes are (1: one direction)")
     for ax in (energy, cosine):

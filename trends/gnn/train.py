@@ -27,7 +27,7 @@ from trends.errors import UserError
 from trends.gnn import plots
 from trends.gnn.crossval import FoldsState, cross_validate
 from trends.gnn.data import NodeTask, load_node_task
-from trends.gnn.depth import dirichlet_energy, mean_cosine_similarity
+from trends.gnn.depth import dirichlet_energy, mean_cosine_similarity, normalized_dirichlet_energy
 from trends.gnn.findings import node_finding
 from trends.gnn.models import NODE_MODELS, node_model, param_groups
 from trends.records.run import Run
@@ -161,6 +161,7 @@ def finish(run: Run, cfg: DictConfig, model: torch.nn.Module, task: NodeTask, gr
                "best_epoch": best["epoch"], "epoch_ms": round(epoch_ms, 2),
                # oversmoothing of the last hidden layer at the picked epoch (depth.py)
                "dirichlet_energy": float(f"{dirichlet_energy(hidden, task.edge_index):.4g}"),
+               "normalized_energy": float(f"{normalized_dirichlet_energy(hidden, task.edge_index):.4g}"),
                "mean_cosine": round(mean_cosine_similarity(hidden), 4)}
     run.update(picked_epoch=best["epoch"], metrics={k: v for k, v in metrics.items() if not math.isnan(v)})
     run.update(finding=node_finding(run.summary, cfg.model.name, task.name))
