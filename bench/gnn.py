@@ -15,7 +15,7 @@ import time
 import warnings
 
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # torch_geometric's import-time warning
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")  # the example's adjacency
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")  # the example's adjacency
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
