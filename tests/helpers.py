@@ -85,7 +85,7 @@ def first_checkpoint(proc: subprocess.Popen, cwd: Path, command: str, seconds: f
     while `proc` still runs: a command that ends before, or saves nothing within `seconds`, fails the test (a
     signal is never sent late or to no one)."""
     deadline = time.time() + seconds
-    while not (found := sorted(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt"))):
+    while not (found := [c for c in sorted(cwd.glob(f"outputs/{command}/*/checkpoints/last.pt")) if _recorded(c)]):
         if proc.poll() is not None or time.time() > deadline:  # it ended, or hangs: a failure
             ended = f"ended (exit {proc.returncode})" if proc.returncode is not None else f"ran {seconds:.0f} s"
             proc.kill()
@@ -97,6 +97,15 @@ def first_checkpoint(proc: subprocess.Popen, cwd: Path, command: str, seconds: f
         pytest.fail(f"{command} ended (exit {proc.returncode}) before a signal could reach it: the run is too short "
                     f"for this test; stderr:\n{err[-2000:]}")
     return found[0]
+
+
+def _recorded(checkpoint: Path) -> bool:
+    """Is the checkpoint saved as far as its run is concerned: its summary.json records it (Loop.checkpoint writes
+    the file first, then the summary: a signal in between would find a checkpoint the summary does not know)?"""
+    try:
+        return "checkpoint" in json.loads((checkpoint.parent.parent / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def reference_then_interrupted(cwd: Path, command: str, args: list[str], cli=None,

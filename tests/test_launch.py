@@ -15,7 +15,8 @@ from trends.errors import UserError
 
 
 @pytest.mark.parametrize("override, line", [
-    ("model=nosuch", "model=nosuch is not an option; available options of model: gat, gcn, gin, mlp, sage"),
+    ("model=nosuch", "model=nosuch is not an option; available options of model: appnp, gat, gcn, gcnii, gin, "
+                     "mlp, sage"),
     ("model.hiden=32", "model.hiden is not a key of trends gnn; did you mean model.hidden"),
 ])
 def test_run_refuses_bad_input_with_the_cli_line_and_leaves_no_folder(workdir, cli, override, line):
