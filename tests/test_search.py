@@ -65,7 +65,9 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(workdir):
 def test_a_stored_search_interrupted_after_two_trials_continues_to_four(workdir):
     import optuna
 
-    stored = ["gnn", "--smoke", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=4", "train.epochs=400",
+    # 1000 epochs: a trial long enough that the Ctrl-C lands while it trains (with 400, once on a fresh clone, the
+    # signal came as the faster third trial ended and the search ran on to its fourth: exit 0, not 130)
+    stored = ["gnn", "--smoke", "-m", "hparams_search=optuna", "hydra.sweeper.n_trials=4", "train.epochs=1000",
               "hydra.sweeper.storage=sqlite:///outputs/search.db", "hydra.sweeper.study_name=cora_test"]
     proc = subprocess.Popen([*TRENDS, *stored], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ), preexec_fn=as_in_a_terminal)
