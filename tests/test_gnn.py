@@ -25,6 +25,13 @@ from trends.gnn.depth import dirichlet_energy, mean_cosine_similarity, normalize
 from trends.gnn.models import NodeNet, dropout, node_model
 
 
+def _sweep_table(workdir, name: str):
+    """The one gnn sweep's folder under workdir, and the rows of its table `name`."""
+    [sweep] = list((workdir / "outputs" / "gnn" / "multirun").iterdir())
+    with open(sweep / name) as f:
+        return sweep, list(csv.DictReader(f))
+
+
 def test_smoke_node_classification(workdir, cli):
     code, out = cli("gnn", "--smoke")
     assert code == 0, out
@@ -61,9 +68,8 @@ def test_depth_sweep_on_cora_shows_gcn_oversmoothing_and_gcnii_holding(workdir, 
     code, out = cli("gnn", "-m", "model=gcn,gcnii", "model.layers=2,16", f"data.root={root}", "--epochs", "60",
                     "train.plots=false")
     assert code == 0, out
-    [sweep] = list((workdir / "outputs" / "gnn" / "multirun").iterdir())
-    with open(sweep / "depth.csv") as f:
-        rows = {(r["model"], int(r["layers"])): r for r in csv.DictReader(f)}
+    sweep, rows = _sweep_table(workdir, "depth.csv")
+    rows = {(r["model"], int(r["layers"])): r for r in rows}
     assert set(rows) == {("gcn", 2), ("gcn", 16), ("gcnii", 2), ("gcnii", 16)}
     acc = {k: float(r["test_acc"]) for k, r in rows.items()}
     cosine = {k: float(r["mean_cosine"]) for k, r in rows.items()}
@@ -194,9 +200,8 @@ def test_cora_message_passing_beats_mlp_and_sweep_aggregates_seeds(workdir, cli)
     code, out = cli("gnn", "-m", "model=mlp,gcn", "seed=0,1", f"data.root={root}", "--epochs", "60",
                     "train.plots=false")
     assert code == 0, out
-    [sweep] = list((workdir / "outputs" / "gnn" / "multirun").iterdir())
-    with open(sweep / "sweep_by_seed.csv") as f:
-        rows = {next(o for o in r["overrides"].split() if o.startswith("model=")): r for r in csv.DictReader(f)}
+    sweep, rows = _sweep_table(workdir, "sweep_by_seed.csv")
+    rows = {next(o for o in r["overrides"].split() if o.startswith("model=")): r for r in rows}
     assert set(rows) == {"model=mlp", "model=gcn"} and all(r["seeds"] == "2" for r in rows.values())
     mean = {k: float(r["test_acc"].split(" ± ")[0]) for k, r in rows.items()}
     assert mean["model=gcn"] > 75 and mean["model=gcn"] > mean["model=mlp"] + 10, mean

@@ -60,6 +60,16 @@ def mean_cosine_similarity(x: Tensor) -> float:
     return float((total.dot(total) - n) / (n * (n - 1)))
 
 
+MEASURES = ("dirichlet_energy", "normalized_energy", "mean_cosine")  # node runs' metrics, depth.csv's columns
+
+
+def oversmoothing(x: Tensor, edge_index: Tensor) -> dict[str, float]:
+    """The three measures of node features `x` on the graph `edge_index`, rounded for the summary."""
+    return {"dirichlet_energy": float(f"{dirichlet_energy(x, edge_index):.4g}"),
+            "normalized_energy": float(f"{normalized_dirichlet_energy(x, edge_index):.4g}"),
+            "mean_cosine": round(mean_cosine_similarity(x), 4)}
+
+
 # -- the sweep ----------------------------------------------------------------------------------------------------
 @dataclass
 class Job:
@@ -68,9 +78,7 @@ class Job:
     layers: int
     seed: int
     test_acc: float
-    energy: float
-    relative_energy: float
-    cosine: float
+    measures: dict[str, float]  # MEASURES: NaN where the run did not record one
 
 
 def load_jobs(sweep_dir: Path) -> tuple[list[Job], list[str]]:
@@ -85,13 +93,13 @@ def load_jobs(sweep_dir: Path) -> tuple[list[Job], list[str]]:
             continue
         cfg = OmegaConf.load(config)
         jobs.append(Job(cfg.model.name, cfg.data.name, int(cfg.model.layers), int(cfg.seed), metrics["test_acc"],
-                        *(metrics.get(k, math.nan) for k in ("dirichlet_energy", "normalized_energy", "mean_cosine"))))
+                        {k: metrics.get(k, math.nan) for k in MEASURES}))
     return jobs, left_out
 
 
 def depth_rows(jobs: list[Job]) -> list[dict]:
     """One row per model, dataset and depth, in the sweep's order of models and rising depth: the test accuracy as
-    mean, std and count over seeds, and the means of both measures."""
+    mean, std and count over seeds, and the mean of each measure."""
     groups: dict[tuple[str, str], dict[int, list[Job]]] = {}
     for job in jobs:
         groups.setdefault((job.model, job.data), {}).setdefault(job.layers, []).append(job)
@@ -103,9 +111,7 @@ def depth_rows(jobs: list[Job]) -> list[dict]:
             rows.append({"model": model, "data": data, "layers": layers, "seeds": len(members),
                          "test_acc": round(statistics.fmean(accs), 2),
                          "test_acc_std": round(statistics.stdev(accs), 2) if len(accs) > 1 else 0.0,
-                         "dirichlet_energy": float(f"{_mean([j.energy for j in members]):.4g}"),
-                         "normalized_energy": float(f"{_mean([j.relative_energy for j in members]):.4g}"),
-                         "mean_cosine": round(_mean([j.cosine for j in members]), 4)})
+                         **{k: float(f"{_mean([j.measures[k] for j in members]):.4g}") for k in MEASURES}})
     return rows
 
 
@@ -143,17 +149,17 @@ def analyse(sweep_dir: Path) -> dict | None:
     if len({j.layers for j in jobs}) < 2:
         return None
     rows = depth_rows(jobs)
-    lines = {f"{model.upper()} ({data})" if len({d for _, d in _by_line(rows)}) > 1 else model.upper(): members
-             for (model, data), members in _by_line(rows).items()}
-    plots_dir = sweep_dir / layout.PLOTS
-    plots.depth_plots(plots_dir, lines)
+    by_line = _by_line(rows)
+    several_sets = len({data for _, data in by_line}) > 1
+    plots.depth_plots(sweep_dir / layout.PLOTS, {f"{model.upper()} ({data})" if several_sets else model.upper(): members
+                                                 for (model, data), members in by_line.items()})
     write_csv(sweep_dir / "depth.csv", rows)
     write_atomic(sweep_dir / "depth.md", markdown_table(rows) + "\n")
     summary = {"status": "completed", "command": "gnn", "sweep": str(sweep_dir), "headline": "test_acc",
                "finding": finding(rows), "lead_plot": "accuracy_vs_depth.png", "depths": rows, "left_out": left_out}
     write_json_atomic(sweep_dir / layout.SUMMARY, summary)
     log.info("depth: %s", summary["finding"])
-    for (model, data), members in _by_line(rows).items():
+    for (model, data), members in by_line.items():
         log.info("  %s on %s, test accuracy by depth: %s", model, data, "  ".join(
             f"{r['layers']}: {r['test_acc']:.1f} ± {r['test_acc_std']:.1f}" for r in members))
     return summary

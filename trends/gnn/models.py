@@ -27,6 +27,8 @@ from torch_geometric.nn import (
     global_mean_pool,
 )
 
+from trends.errors import UserError
+
 # Layers whose first step is a linear map of x, which torch multiplies sparse-times-dense: with Cora's X (98.7%
 # zeros) kept sparse, that matmul and its backward cost ~1% of the dense one. SAGE and GIN gather x of neighbours
 # before any linear map, so they need a dense X.
@@ -233,8 +235,10 @@ def param_groups(model: nn.Module, optim: DictConfig) -> list[dict]:
         return [{"params": list(model.parameters()), "weight_decay": optim.weight_decay}]
     if optim.decay == "first":
         apart, decays = list(model.layers[0].parameters()), (optim.weight_decay, 0.0)
-    else:
+    elif optim.decay == "split" and hasattr(model, "convs"):
         apart, decays = list(model.convs.parameters()), (optim.conv_weight_decay, optim.weight_decay)
+    else:
+        raise UserError(f"optim.decay={optim.decay}: use all, first or split (split: model=gcnii only)")
     ids = {id(p) for p in apart}
     return [{"params": apart, "weight_decay": decays[0]},
             {"params": [p for p in model.parameters() if id(p) not in ids], "weight_decay": decays[1]}]

@@ -8,21 +8,20 @@ from trends.records import plots
 from trends.records.run import Run
 
 
-def node_plots(run: Run, cfg: DictConfig, model, task, graph) -> None:
-    """Accuracy and loss per epoch; embeddings (PCA of the layer before the classifier) coloured by true class;
-    for the karate club, the graph itself coloured by predicted community."""
+def node_plots(run: Run, cfg: DictConfig, model, task, graph, hidden: torch.Tensor) -> None:
+    """Accuracy and loss per epoch; embeddings (`hidden`: the layer before the classifier, PCA) coloured by true
+    class; for the karate club, the graph itself coloured by predicted community."""
     records = run.history()
     name = f"{cfg.model.name.upper()} on {task.name}"
     plots.learning_curves(run.plots_dir / "accuracy.png", records, "acc", x="epoch", title=f"{name}: accuracy (%)")
     plots.learning_curves(run.plots_dir / "loss.png", records, "loss", x="epoch", title=f"{name}: loss")
-    model.eval()
-    with torch.no_grad():
-        hidden = model.embed(task.x, graph)
-        pred = model(task.x, graph).argmax(-1).cpu()
     plots.scatter_pca(run.plots_dir / "embeddings.png", hidden, task.y,
                       title=f"{name}: node embeddings (PCA), coloured by class",
                       class_names=[f"class {c}" for c in range(task.num_classes)])
     if task.name == "karate":
+        model.eval()
+        with torch.no_grad():
+            pred = model(task.x, graph).argmax(-1).cpu()
         draw_graph(run.plots_dir / "karate.png", task.edge_index.cpu(), pred, task.masks["train"].cpu(),
                    title=f"Karate club: communities predicted by {cfg.model.name.upper()} from 4 labels "
                          f"({(pred == task.y.cpu()).float().mean():.0%} right)")

@@ -27,7 +27,7 @@ from trends.errors import UserError
 from trends.gnn import plots
 from trends.gnn.crossval import FoldsState, cross_validate
 from trends.gnn.data import NodeTask, load_node_task
-from trends.gnn.depth import dirichlet_energy, mean_cosine_similarity, normalized_dirichlet_energy
+from trends.gnn.depth import oversmoothing
 from trends.gnn.findings import node_finding
 from trends.gnn.models import NODE_MODELS, node_model, param_groups
 from trends.records.run import Run
@@ -145,7 +145,8 @@ def _better(scores: dict, best: dict | None, select: str) -> bool:
     raise UserError(f"train.select={select}: use acc, acc_then_loss or loss")
 
 
-def finish(run: Run, cfg: DictConfig, model: torch.nn.Module, task: NodeTask, graph, state: NodeState, meter: Meter) -> None:
+def finish(run: Run, cfg: DictConfig, model: torch.nn.Module, task: NodeTask, graph, state: NodeState,
+           meter: Meter) -> None:
     """From the picked epoch's weights: the plots, how smooth the last hidden layer is, the summary's metrics."""
     best = state.best
     last = {r["split"]: r for r in run.history() if r["epoch"] == state.step}
@@ -153,16 +154,12 @@ def finish(run: Run, cfg: DictConfig, model: torch.nn.Module, task: NodeTask, gr
     model.load_state_dict(state.best_model)
     model.eval()
     with torch.no_grad():
-        hidden = model.embed(task.x, graph)
+        hidden = model.embed(task.x, graph)  # the last hidden layer
     if cfg.train.plots:
-        plots.node_plots(run, cfg, model, task, graph)
+        plots.node_plots(run, cfg, model, task, graph, hidden)
     metrics = {"test_acc": round(best["test_acc"], 2), "val_acc": round(best.get("val_acc", math.nan), 2),
                "train_acc": round(best["train_acc"], 2), "final_test_acc": round(last["test"]["acc"], 2),
-               "best_epoch": best["epoch"], "epoch_ms": round(epoch_ms, 2),
-               # oversmoothing of the last hidden layer at the picked epoch (depth.py)
-               "dirichlet_energy": float(f"{dirichlet_energy(hidden, task.edge_index):.4g}"),
-               "normalized_energy": float(f"{normalized_dirichlet_energy(hidden, task.edge_index):.4g}"),
-               "mean_cosine": round(mean_cosine_similarity(hidden), 4)}
+               "best_epoch": best["epoch"], "epoch_ms": round(epoch_ms, 2), **oversmoothing(hidden, task.edge_index)}
     run.update(picked_epoch=best["epoch"], metrics={k: v for k, v in metrics.items() if not math.isnan(v)})
     run.update(finding=node_finding(run.summary, cfg.model.name, task.name))
     how = "picked by validation" if "val_acc" in best else "the last: no validation nodes"
