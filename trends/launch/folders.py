@@ -71,7 +71,6 @@ def as_data(overrides, source: Path) -> list[str]:
     return checked
 
 
-
 def torchrun_rank() -> int | None:
     """This process's rank when torchrun started several (None for a plain single-process run)."""
     ranks = Dist.from_env()
