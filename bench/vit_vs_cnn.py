@@ -2,7 +2,7 @@
 
     python bench/vit_vs_cnn.py                                # CPU default sizes (model=small)
     python bench/vit_vs_cnn.py experiment=cifar10_gpu         # ResNet-18 vs ViT-S-like, bf16, compiled, on the GPU
-    python bench/vit_vs_cnn.py --steps 50 models=[resnet,vit,hybrid] train.batch_size=256
+    python bench/vit_vs_cnn.py --steps 50 models=[resnet,vit,cct,hybrid] train.batch_size=256
 
 The step timed is the demo's own (trends.vit_vs_cnn.train.train_step: crop/flip on the device, autocast, AdamW), on
 random uint8 images already on the device. MFU = 3 × forward FLOPs per image × images/s ÷ the measured matmul peak

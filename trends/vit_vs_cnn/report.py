@@ -1,5 +1,6 @@
 """The end of a run: the (model, fraction) → accuracy table in the summary and the terminal, the gap between the
-CNN and the ViT, where (if anywhere) the ViT catches up, and the accuracy-against-data plot."""
+CNN and the ViT (where it peaks, how much it narrows after, where if anywhere the ViT catches up), how much of it each
+further transformer (the CCT, the hybrid) closes, and the accuracy-against-data plot."""
 from __future__ import annotations
 
 import logging
@@ -63,9 +64,17 @@ def finish(run: Run, cfg: DictConfig, names: list[str], fractions: list[float], 
         metrics.update({f"gap/{f}": g for f, g in gaps.items()})
         cross = crossover([images[f] for f in fractions], [table[CNN][fmt(f)] for f in fractions],
                           [table[VIT][fmt(f)] for f in fractions])
+        peak = max(gaps, key=lambda f: gaps[f])
+        closes = {name: {fmt(f): closed_share(table, name, fmt(f)) for f in fractions}
+                  for name in names if name not in (CNN, VIT)}
         summary.update(gap=gaps, crossover_images=None if cross is None else round(cross),
                        cnn_wins_everywhere=all(g > 0 for g in gaps.values()),
-                       gap_trend=_trend(list(gaps.values())))
+                       gap_peak={"images": images[float(peak)], "gap": gaps[peak]},
+                       gap_narrowing=round(gaps[peak] - gaps[fmt(fractions[-1])], 4),
+                       gap_trend=gap_trend([images[f] for f in fractions], list(gaps.values())), closes=closes)
+        metrics["gap_narrowing"] = summary["gap_narrowing"]
+        metrics.update({f"closes/{name}/{f}": share for name, row in closes.items() for f, share in row.items()
+                        if share is not None})
     metrics.update({f"images_per_s/{n}": contenders[n]["images_per_s"] for n in names})
     run.update(metrics=metrics, **summary)
     run.update(finding=finding(run.summary), lead_plot="accuracy_vs_data.png")
@@ -80,15 +89,26 @@ def finish(run: Run, cfg: DictConfig, names: list[str], fractions: list[float], 
         log.info("CNN − ViT gap (accuracy points): %s; %s; the gap %s",
                  ", ".join(f"{100 * g:+.1f} @ {images[float(f)]:,}" for f, g in summary["gap"].items()), where,
                  summary["gap_trend"])
+        for name, row in summary["closes"].items():
+            log.info("%s closes %s of the ViT's gap to the CNN", name,
+                     ", ".join("n/a" if c is None else f"{c:.0%}" for c in row.values()))
     log.info("plot: %s", path)
+
+
+def closed_share(table: dict, name: str, fraction: str) -> float | None:
+    """The share of the ViT's gap to the CNN that `name` closes at `fraction`: (name − ViT) / (CNN − ViT); 1 means
+    it matches the CNN, above 1 it beats it, below 0 it is worse than the ViT. None where the ViT is not behind."""
+    gap = table[CNN][fraction] - table[VIT][fraction]
+    return round((table[name][fraction] - table[VIT][fraction]) / gap, 4) if gap > 0 else None
 
 
 def finding(summary: dict) -> str:
     """The grid in one sentence: at the most training images, the CNN's accuracy against the ViT's and the CNN's
     lead there and at the smaller sizes, whether the gap narrows and where (if anywhere) the ViT catches up; with one
-    model, its accuracy against a uniform guess over the classes. `summary`: the run's, with `table`
-    ({model: {fraction: accuracy}}), `train_images` ({fraction: images}), and, with both models, `gap`,
-    `crossover_images` and `gap_trend` (what finish writes); `classes` where the run recorded them."""
+    model, its accuracy against a uniform guess over the classes; then how much of the ViT's gap each further
+    transformer closes. `summary`: the run's, with `table` ({model: {fraction: accuracy}}), `train_images`
+    ({fraction: images}), and, with both models, `gap`, `crossover_images`, `gap_trend` and `closes` (what finish
+    writes); `classes` where the run recorded them."""
     table, images = summary["table"], summary["train_images"]
     largest = max(images, key=lambda f: images[f])
     where = f"at {images[largest]:,} training images"
@@ -108,32 +128,48 @@ def finding(summary: dict) -> str:
                 + (f" (CNN − ViT: {', '.join(smaller)} images; the gap {summary['gap_trend']})" if smaller else ""))
     cross = summary.get("crossover_images")
     if cross:
-        return sentence + f" — and the ViT catches up at ≈{cross:,} images"
-    if smaller and lead > 0:
-        return sentence + " — and the ViT does not catch up inside the grid"
-    if smaller and all(g < 0 for g in gaps.values()):
-        return sentence + " — the ViT leads at every size"
+        sentence += f" — and the ViT catches up at ≈{cross:,} images"
+    elif smaller and lead > 0:
+        sentence += " — and the ViT does not catch up inside the grid"
+    elif smaller and all(g < 0 for g in gaps.values()):
+        sentence += " — the ViT leads at every size"
+    for name, row in summary.get("closes", {}).items():
+        shares = {f: c for f, c in row.items() if c is not None}
+        if shares:
+            least = min(shares, key=lambda f: shares[f])
+            span = (f"{100 * shares[least]:.0f} %" if len(shares) == 1 else
+                    f"{100 * shares[least]:.0f}–{100 * max(shares.values()):.0f} %")
+            sentence += (f"; {name} closes {span} of the ViT's gap to the CNN"
+                         + (f" (the least at {images[least]:,} images)" if len(shares) > 1 else ""))
     return sentence
 
 
-def _trend(gaps: list[float]) -> str:
+def gap_trend(images: list[int], gaps: list[float]) -> str:
+    """How the CNN − ViT gap moves along the grid: where it peaks and by how many points it narrows after."""
     if len(gaps) < 2:
         return "n/a (one fraction)"
-    if abs(gaps[-1]) < abs(gaps[0]):
-        return "narrows with more data"
-    return "widens with more data" if abs(gaps[-1]) > abs(gaps[0]) else "stays the same"
+    peak = max(range(len(gaps)), key=lambda i: gaps[i])
+    drop = round(100 * (gaps[peak] - gaps[-1]), 1)
+    if peak == len(gaps) - 1 or drop == 0:
+        return "widens with more data" if gaps[-1] > gaps[0] else "stays the same"
+    if peak == 0:
+        return f"narrows with more data, by {drop:.1f} points"
+    return f"peaks at {images[peak]:,} images, then narrows by {drop:.1f} points"
 
 
 def accuracy_plot(path, names, fractions, images, table, contenders, cross, cfg) -> str:
-    """Test accuracy (%) against training images (log x), one line per model; the CNN − ViT gap is written at
-    every grid point and the crossover, if any, is a vertical line."""
-    fig, ax = plots.plt.subplots(figsize=(7, 4.6))
+    """Left: test accuracy (%) against training images (log x), one line per model; the CNN − ViT gap is written at
+    every grid point and the crossover, if any, is a vertical line. Right (when the grid has the CNN and the ViT):
+    each transformer's gap to the CNN against training images, the ViT's peak marked."""
+    both = CNN in names and VIT in names
+    fig, axes = plots.plt.subplots(1, 2 if both else 1, figsize=(12.5 if both else 7, 4.6), squeeze=False)
+    ax = axes[0][0]
     xs = [images[f] for f in fractions]
     for name in names:
         c = contenders[name]
-        ax.plot(xs, [100 * table[name][fmt(f)] for f in fractions], marker="o",
+        ax.plot(xs, [100 * table[name][fmt(f)] for f in fractions], marker="o", color=_colour(names, name),
                 label=f"{name} ({c['params'] / 1e6:.2g}M params, {c['flops_per_image'] / 1e6:.3g} MFLOPs)")
-    if CNN in names and VIT in names:
+    if both:
         for f, x in zip(fractions, xs):
             lo, hi = sorted((100 * table[VIT][fmt(f)], 100 * table[CNN][fmt(f)]))
             ax.vlines(x, lo, hi, colors="grey", linestyles=":", linewidth=1)
@@ -144,18 +180,40 @@ def accuracy_plot(path, names, fractions, images, table, contenders, cross, cfg)
             ax.axvline(cross, color="black", linestyle="--", linewidth=1)
             ax.annotate(f"ViT catches up ≈{cross:,.0f}", (cross, 0.02), xycoords=("data", "axes fraction"),
                         textcoords="offset points", xytext=(4, 0), fontsize=8)
+    budget = (f"{cfg.train.epochs:g} epochs per cell" if cfg.train.epochs is not None
+              else f"{cfg.train.steps} steps × {cfg.train.batch_size} images per cell")
+    if cfg.train.epochs is not None and cfg.train.min_steps:
+        budget += f", ≥ {cfg.train.min_steps} steps"
+    _log_sizes(ax, xs, "test accuracy (%)", f"ViT vs CNN as data grows ({budget}; grey: CNN − ViT, points)")
+    if both:
+        ax = axes[0][1]
+        for name in [n for n in names if n != CNN]:
+            gaps = [100 * (table[CNN][fmt(f)] - table[name][fmt(f)]) for f in fractions]
+            ax.plot(xs, gaps, marker="o", color=_colour(names, name), label=f"{CNN} − {name}")
+            if name == VIT:
+                i = max(range(len(gaps)), key=lambda i: gaps[i])
+                ax.annotate(f"peak {gaps[i]:+.1f}", (xs[i], gaps[i]), textcoords="offset points", xytext=(0, 6),
+                            fontsize=8, ha="center")
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.margins(y=0.12)  # room for the peak label under the title
+        _log_sizes(ax, xs, "CNN's lead (accuracy points)", "the gap to the CNN: above 0 the CNN is ahead")
+    fig.tight_layout()
+    return str(plots.save(fig, path))
+
+
+def _colour(names: list[str], name: str) -> str:
+    return f"C{names.index(name)}"
+
+
+def _log_sizes(ax, xs: list[int], ylabel: str, title: str) -> None:
     ax.set_xscale("log")
     ax.set_xticks(xs, [f"{x:,}" for x in xs])
     ax.minorticks_off()
-    ax.margins(x=0.1)  # room for the gap labels right of the last point
-    budget = (f"{cfg.train.epochs:g} epochs per cell" if cfg.train.epochs is not None
-              else f"{cfg.train.steps} steps × {cfg.train.batch_size} images per cell")
-    ax.set(xlabel="training images (log scale)", ylabel="test accuracy (%)",
-           title=f"ViT vs CNN as data grows ({budget}; grey: CNN − ViT, points)")
+    ax.margins(x=0.1)  # room for the labels right of the last point
+    ax.set(xlabel="training images (log scale)", ylabel=ylabel, title=title)
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return str(plots.save(fig, path))
 
 
 def training_loss_plot(path, records: list[dict]) -> None:
@@ -197,4 +255,7 @@ def rich_table(names, fractions, images, table, contenders) -> Table:
     if CNN in names and VIT in names:
         out.add_row("CNN − ViT", "", "", "", "",
                     *(f"{100 * (table[CNN][fmt(f)] - table[VIT][fmt(f)]):+.1f}" for f in fractions))
+        for name in [n for n in names if n not in (CNN, VIT)]:
+            shares = [closed_share(table, name, fmt(f)) for f in fractions]
+            out.add_row(f"{name} closes", "", "", "", "", *("–" if c is None else f"{c:.0%}" for c in shares))
     return out

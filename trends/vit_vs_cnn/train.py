@@ -3,7 +3,7 @@ test accuracy on the full test set; plot accuracy against the number of training
 
 The budget per (model, fraction) cell is fixed: `train.steps` optimisation steps of `train.batch_size` images
 (the same compute in every cell, so only the number of distinct images changes along the x-axis), or, when
-`train.epochs` is set, that many passes over the cell's own subset.
+`train.epochs` is set, that many passes over the cell's own subset (and at least `train.min_steps` steps).
 
 Under torchrun `train.batch_size` stays the global batch: each rank trains on its share of every batch (DDP
 averages the gradients) and evaluates its share of the test set (the counts are summed).
@@ -61,8 +61,8 @@ def main(cfg: DictConfig, run: Run) -> None:
     peak = cfg.peak_flops or measure_peak_flops(device, loop.precision.dtype)
 
     cells = [(name, f) for f in fractions for name in names]  # fraction-major: partial grids already compare models
-    steps = {(name, f): total_steps(cfg.train, len(subsets[f]) / cfg.train.batch_size, prefer="epochs")
-             for name, f in cells}
+    steps = {(name, f): max(total_steps(cfg.train, len(subsets[f]) / cfg.train.batch_size, prefer="epochs"),
+                            cfg.train.min_steps or 0) for name, f in cells}
     if cfg.resume:
         loop.resume()
         log.info("resumed: %d of %d cells done", len(loop.state.results), len(cells))
@@ -110,7 +110,8 @@ def _check_grid(cfg: DictConfig) -> tuple[list[str], list[float]]:
 
 def _budget_text(t: DictConfig) -> str:
     if t.epochs is not None:
-        return f"{t.epochs:g} epochs over each cell's subset, batch {t.batch_size}"
+        floor = f", at least {t.min_steps} steps" if t.min_steps else ""
+        return f"{t.epochs:g} epochs over each cell's subset{floor}, batch {t.batch_size}"
     return f"{t.steps} steps of batch {t.batch_size} per cell ({t.steps * t.batch_size:,} images seen)"
 
 
