@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from trends.contrastive.augment import two_views  # noqa: E402
 from trends.contrastive.loss import nt_xent  # noqa: E402
-from trends.contrastive.models import SimCLR  # noqa: E402
+from trends.contrastive.models import SimCLRModel  # noqa: E402
 from trends.contrastive.optim import build_optimizer  # noqa: E402
 from trends.core.device import describe, resolve_device  # noqa: E402
 from trends.core.modules import num_params  # noqa: E402
@@ -67,7 +67,7 @@ def bench(encoder: str, batch: int, steps: int, device: torch.device, loader_wor
     torch.manual_seed(0)
     images = torch.randint(0, 256, ((steps + 2) * batch, 3, 32, 32), dtype=torch.uint8)
     prepare = Normalize.fit(images, channels_last=True)
-    model = SimCLR(build_encoder(cfg.model), cfg.model.head_hidden, cfg.model.out_dim).to(device)
+    model = SimCLRModel(build_encoder(cfg.model), *cfg.method.projector).to(device)
     model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optim, model)
     generator = torch.Generator(device=device).manual_seed(0)
@@ -85,7 +85,7 @@ def bench(encoder: str, batch: int, steps: int, device: torch.device, loader_wor
     def step(first, second):
         with precision.autocast():
             z = model(prepare(torch.cat([first, second])))
-        loss = nt_xent(z[:batch], z[batch:], cfg.loss.temperature)
+        loss = nt_xent(z[:batch], z[batch:], cfg.method.temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

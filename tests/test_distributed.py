@@ -104,13 +104,15 @@ def test_two_processes_match_one_with_the_same_global_batch(workdir, command):
 
 
 # Views without randomness (full-image crops, no flips, no colour changes): two processes then compute the very
-# same NT-Xent over the global batch as one, step for step, until float rounding (sums in another order) grows.
+# same loss over the global batch as one (NT-Xent, VICReg's variances and covariances), step for step, until float
+# rounding (sums in another order) grows.
 SAME_VIEWS = ["aug.scale=[1,1]", "aug.ratio=[1,1]", "aug.flip=0", "aug.jitter_p=0", "aug.grayscale_p=0"]
 
 
-def test_two_process_simclr_takes_the_steps_of_one_process(workdir):
-    overrides = ["--smoke", "train.epochs=1", "train.log_every=1", "eval.probe.epochs=0", "eval.supervised.epochs=0",
-                 "train.amp=false", *SAME_VIEWS]  # fp32: bf16's rounding would hide what this compares
+@pytest.mark.parametrize("method", ["simclr", "vicreg"])  # negatives, and batch statistics: both gathered
+def test_two_processes_take_the_steps_of_one_process(workdir, method):
+    overrides = ["--smoke", f"method={method}", "train.epochs=1", "train.log_every=1", "eval.probe.epochs=0",
+                 "eval.supervised.epochs=0", "train.amp=false", *SAME_VIEWS]  # fp32: bf16's rounding would hide it
     ddp = _torchrun("contrastive", *overrides, cwd=workdir)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     run = _one_torchrun_folder(workdir, "contrastive")
@@ -119,18 +121,18 @@ def test_two_process_simclr_takes_the_steps_of_one_process(workdir):
     (reference,) = (workdir / "single" / "contrastive").iterdir()
     two, one = _train_losses(run), _train_losses(reference)
     assert len(two) == len(one) == 8
-    assert two[:4] == pytest.approx(one[:4], abs=2e-3)  # wrong negatives or BatchNorm per rank: off at step 1
+    assert two[:4] == pytest.approx(one[:4], rel=5e-4)  # wrong negatives or BatchNorm per rank: off at step 1
     recorded = summary(run)
     assert recorded["batch_size"] == 64 and recorded["metrics"]["knn_acc"] > recorded["metrics"]["random_init_knn_acc"]
 
 
 # Long enough for Ctrl-C to land mid-run, soon after the first checkpoint; (overrides, each rank's RNG streams in
-# the checkpoint). Pretext shares contrastive's vision pipeline under torchrun; its own resume is in test_pretext.py.
+# the checkpoint). BYOL: a momentum target, which the checkpoint must carry and every rank must move alike. Pretext
+# shares contrastive's vision pipeline under torchrun, and every demo the core loop that saves and restores the ranks;
+# each demo's own resume is tested in one process (test_<demo>.py).
 INTERRUPTED = {
-    "contrastive": (["--smoke", "train.epochs=8", "eval.probe.epochs=0", "eval.supervised.epochs=0"],
+    "contrastive": (["--smoke", "method=byol", "train.epochs=8", "eval.probe.epochs=0", "eval.supervised.epochs=0"],
                     lambda saved: saved["ranks"]),
-    "vit-vs-cnn": (["--smoke", "models=[resnet]", "data.fractions=[1.0]", "train.steps=80",
-                    "train.checkpoint_every=20"], lambda saved: saved["ranks"]),
 }
 
 

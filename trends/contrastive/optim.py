@@ -1,4 +1,4 @@
-"""Optimizers for SimCLR: SGD, LARS and AdamW (the schedule is trends.core.schedule.warmup_cosine)."""
+"""Optimizers of the self-supervised methods: SGD, LARS, AdamW (the schedule is trends.core.schedule.warmup_cosine)."""
 from __future__ import annotations
 
 import torch
@@ -9,9 +9,11 @@ from trends.errors import UserError
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay (and, for LARS, layer-wise scaling) on conv and linear weights only; never on biases or BN."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    """Weight decay (and, for LARS, layer-wise scaling) on conv and linear weights only; never on biases or BN.
+    Frozen parameters (momentum targets) are no optimiser's."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trained if p.ndim > 1]
+    no_decay = [p for p in trained if p.ndim <= 1]
     return [{"params": decay, "weight_decay": weight_decay, "lars": True},
             {"params": no_decay, "weight_decay": 0.0, "lars": False}]
 

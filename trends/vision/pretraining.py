@@ -43,7 +43,7 @@ log = logging.getLogger("trends.vision")
 class Method(ABC):
     """What a self-supervised method adds to the shared loop: its model and optimizer, the loss of one step, and
     optionally its own evaluation, metrics and plots. A new method (MoCo, BYOL) writes `loss` and sets the
-    attributes; the defaults below add nothing."""
+    attributes; the defaults below add nothing (trends.contrastive.methods has seven)."""
     model: nn.Module  # `model.encoder`: what the monitor and the probe measure; `model.head`: the method's own
     optimizer: torch.optim.Optimizer
     label: str  # names the encoder in logs and plots: "SimCLR", "rotation"
@@ -58,6 +58,9 @@ class Method(ABC):
         `generator` (this rank's, checkpointed); `forward`: floats in [0, 1] → the model's output, standardised and
         under autocast, through DDP and torch.compile. Returns the loss and other values of the step (e.g. its
         accuracy), averaged between train records like the loss."""
+
+    def after_step(self, step: int, total: int) -> None:
+        """What moves after the optimiser's step `step` of `total`: momentum targets, queues, centres."""
 
     def evaluate(self) -> dict[str, float]:
         """Fields of the method's own beside each kNN record (epoch 0 included), e.g. its task on held-out images."""
@@ -147,6 +150,7 @@ class Pretraining:
                     loss.backward()
                     optimizer.step()
                     scheduler.step()
+                    method.after_step(step, steps)
                     loss_value = meter.trained(loss, shared=method.shared_loss, **values)
                     if meter.recording:
                         run.log(step, "train", epoch=round(step / steps_per_epoch, 4), **meter.means,
