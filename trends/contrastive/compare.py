@@ -29,11 +29,13 @@ def method_rows(sweep_dir: Path) -> tuple[list[dict], list[str]]:
         if summary.get("status") != "completed" or "method" not in summary:
             left_out.append(f"{folder.name} ({summary.get('status', 'no summary')})")
             continue
-        groups.setdefault(summary["method"], []).append({**summary["metrics"], "duration_s": summary["duration_s"],
-                                                         "random": summary["metrics"]["random_init_knn_acc"]})
+        groups.setdefault(summary["method"], []).append({**summary["metrics"], "duration_s": summary["duration_s"]})
     rows = []
     for method, jobs in groups.items():
-        row = {"method": method, "seeds": len(jobs), "random_init_knn_acc": round(jobs[0]["random"], 4)}
+        row = {"method": method, "seeds": len(jobs)}
+        for baseline in ("random_init_knn_acc", "random_init_probe_acc"):  # the same encoder for every method
+            if jobs[0].get(baseline) is not None:
+                row[baseline] = round(jobs[0][baseline], 4)
         for key in MEASURES:
             values = [j[key] for j in jobs if j.get(key) is not None]
             if values:
@@ -77,9 +79,13 @@ def figure(path: Path, rows: list[dict]) -> None:
     if probe:
         ax.bar([x + width / 2 for x in xs], [r["probe_acc"] for r in rows], width,
                yerr=[r["probe_acc_std"] for r in rows], capsize=3, label="linear probe")
-    ax.axhline(rows[0]["random_init_knn_acc"], color="grey", linestyle="--", linewidth=1)
-    ax.annotate("random-init encoder, kNN", (0.01, rows[0]["random_init_knn_acc"]),
-                xycoords=("axes fraction", "data"), va="bottom", fontsize=8, color="grey")
+    baselines = [("random_init_knn_acc", "random-init encoder, kNN", "C0")]
+    if probe and "random_init_probe_acc" in rows[0]:
+        baselines.append(("random_init_probe_acc", "random-init encoder, linear probe", "C1"))
+    for key, label, colour in baselines:
+        ax.axhline(rows[0][key], color=colour, linestyle="--", linewidth=1)
+        ax.annotate(label, (0.01, rows[0][key]), xycoords=("axes fraction", "data"), va="bottom", fontsize=8,
+                    color=colour)
     for x, r in zip(xs, rows):
         ax.annotate(f"{r['knn_gain_points']:+.1f}", (x - width / 2 * probe, r["knn_acc"]), textcoords="offset points",
                     xytext=(0, 4), ha="center", fontsize=8)

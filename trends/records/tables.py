@@ -21,7 +21,7 @@ from .search import Objective, best_index, history, score
 
 TERMINAL_METRICS = 6  # metric columns the printed table shows (the files hold them all)
 # What a row is, not what it measured: the table's first columns, never counted as metrics.
-IDENTITY = ("job", "best", "variant", "model", "rung", "trick", "overrides", "seeds", "status")
+IDENTITY = ("job", "best", "variant", "model", "method", "rung", "trick", "overrides", "seeds", "status")
 
 
 def job_rows(sweep_dir: Path) -> list[dict[str, Any]]:
