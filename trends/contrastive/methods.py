@@ -25,6 +25,8 @@ resumed run continues exactly.
 """
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
@@ -41,28 +43,39 @@ from trends.vision.pretraining import Method, Pretraining
 
 
 class TwoViews(Method):
-    """What every method here shares: its model on the device, the optimiser, two views of each image, and the
-    figure of a few view pairs. A subclass builds `model` (with `.encoder` and `.head`) and writes `step`."""
-    label = ""
+    """What every method here shares: its model on the device, the optimiser, two views of each image, the momentum
+    target where it has one, and the figure of a few view pairs. A subclass builds `model` (with `.encoder` and
+    `.head`) and writes `step`; one with a momentum target names it and the online modules it follows in
+    `follow`, and `after_step` moves it."""
+    ema: tuple[nn.Module, nn.Module] | None = None  # (the momentum target, the online modules it averages)
 
     def __init__(self, model: nn.Module, cfg: DictConfig, pre: Pretraining):
         self.model = pre.place(model)
         self.cfg, self.m, self.pre = cfg, cfg.method, pre
         self.optimizer = build_optimizer(cfg.optim, self.model, fused=pre.device.type == "cuda")
         self.aug = OmegaConf.merge(cfg.aug, {"size": cfg.aug.size or pre.data.pretrain.images.shape[-1]})
-        self.share = pre.dist.per_rank_batch(cfg.train.batch_size)  # this rank's images of the global batch
+        pre.dist.per_rank_batch(cfg.train.batch_size)  # refused here unless the ranks share it evenly
+
+    def follow(self, target: nn.Module, *online: nn.Module) -> None:
+        """`target` (a frozen_copy of `online`, chained) moves towards `online` after every step, its momentum rising
+        from `method.momentum` to 1 along a half cosine."""
+        self.ema = target, nn.Sequential(*online)
 
     def loss(self, images, generator, forward):
-        first, second = two_views(images, self.aug, generator)
-        return self.step(first, second, forward)
+        return self.step(torch.cat(two_views(images, self.aug, generator)), forward)
 
-    def step(self, first: torch.Tensor, second: torch.Tensor, forward) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
+    @abstractmethod
+    def step(self, views: torch.Tensor, forward) -> tuple[torch.Tensor, dict]:
+        """The loss on `views`: every image's first view, then every image's second."""
 
-    def target(self, module: nn.Module, views: torch.Tensor) -> torch.Tensor:
-        """A momentum target's output for `views` (floats in [0, 1]), standardised and under autocast, no gradient."""
+    def after_step(self, step, total):
+        if self.ema is not None:
+            ema_update(*self.ema, cosine_momentum(step, total, self.m.momentum))
+
+    def target(self, views: torch.Tensor) -> torch.Tensor:
+        """The momentum target's output for `views` (floats in [0, 1]), standardised, under autocast, no gradient."""
         with torch.no_grad(), self.pre.amp():
-            return module(self.pre.prepare(views))
+            return self.ema[0](self.pre.prepare(views)).float()
 
     def plots(self, folder, train, evaluations):
         test = self.pre.data.test
@@ -74,6 +87,11 @@ class TwoViews(Method):
 def halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The outputs of the first views and of the second views, from one forward pass over both."""
     return x[:len(x) // 2], x[len(x) // 2:]
+
+
+def global_halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """halves(x) of every rank, gathered with their gradient (torchrun): the two views' outputs of the global batch."""
+    return tuple(gather_with_gradient(half) for half in halves(x))
 
 
 class EncoderHead(nn.Module):
@@ -100,10 +118,8 @@ class SimCLR(TwoViews):
         super().__init__(SimCLRModel(encoder, *m.projector), cfg, pre)
         self.loss_title = f"NT-Xent loss (temperature {m.temperature})"
 
-    def step(self, first, second, forward):
-        z = forward(torch.cat([first, second]))
-        z1, z2 = gather_with_gradient(z[:self.share]), gather_with_gradient(z[self.share:])  # the global batch
-        return nt_xent(z1, z2, self.m.temperature), {}
+    def step(self, views, forward):
+        return nt_xent(*global_halves(forward(views)), self.m.temperature), {}
 
 
 class MoCoModel(EncoderHead):
@@ -135,20 +151,20 @@ class MoCo(TwoViews):
             raise UserError(f"method.queue={m.queue} is smaller than a step's 2 × {cfg.train.batch_size} keys; "
                             "raise it (MoCo: 4096 on CIFAR-10, 65536 on ImageNet)")
         super().__init__(MoCoModel(encoder, list(m.projector), m.queue), cfg, pre)
+        self.follow(self.model.key, self.model.encoder, self.model.head)
         self.loss_title = f"InfoNCE loss against {m.queue} queued keys (temperature {m.temperature})"
         self._keys = None
 
-    def step(self, first, second, forward):
-        q1, q2 = halves(forward(torch.cat([first, second])))
-        k1, k2 = halves(self.target(self.model.key, torch.cat([first, second])).float())
+    def step(self, views, forward):
+        (q1, q2), keys = halves(forward(views)), self.target(views)
+        k1, k2 = halves(keys)
         queue = self.model.queue.clone()  # the step's negatives, untouched by the enqueue after it
         loss = (info_nce(q1, k2, queue, self.m.temperature) + info_nce(q2, k1, queue, self.m.temperature)) / 2
-        self._keys = gather_rows(nn.functional.normalize(torch.cat([k1, k2]), dim=1))  # every rank's: one queue
+        self._keys = gather_rows(nn.functional.normalize(keys, dim=1))  # every rank's: one queue
         return loss, {}
 
     def after_step(self, step, total):
-        ema_update(self.model.key, nn.Sequential(self.model.encoder, self.model.head),
-                   cosine_momentum(step, total, self.m.momentum))
+        super().after_step(step, total)
         self.model.enqueue(self._keys)
 
 
@@ -175,29 +191,25 @@ class BYOL(TwoViews):
     def __init__(self, encoder: nn.Module, cfg: DictConfig, pre: Pretraining):
         m = cfg.method
         super().__init__(BYOLModel(encoder, list(m.projector), list(m.predictor)), cfg, pre)
+        self.follow(self.model.target, self.model.encoder, self.model.head[0])
 
-    def step(self, first, second, forward):
-        p1, p2 = halves(forward(torch.cat([first, second])))
-        z1, z2 = halves(self.target(self.model.target, torch.cat([first, second])))
+    def step(self, views, forward):
+        (p1, p2), (z1, z2) = halves(forward(views)), halves(self.target(views))
         return (negative_cosine(p1, z2) + negative_cosine(p2, z1)) / 2, {}
-
-    def after_step(self, step, total):
-        ema_update(self.model.target, nn.Sequential(self.model.encoder, self.model.head[0]),
-                   cosine_momentum(step, total, self.m.momentum))
 
 
 class SimSiamModel(nn.Module):
-    """Encoder → projector (its last layer batch-normalised) → predictor; forward returns projections and
-    predictions side by side, (N, 2·D)."""
+    """Encoder → projector (its last layer batch-normalised) → predictor; forward returns the projections and the
+    predictions."""
 
     def __init__(self, encoder: nn.Module, projector: list[int], predictor: list[int]):
         super().__init__()
         self.encoder = encoder
         self.head = nn.ModuleList([mlp([encoder.dim, *projector], last_bn=True), mlp([projector[-1], *predictor])])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.head[0](self.encoder(x))
-        return torch.cat([z, self.head[1](z)], dim=1)
+        return z, self.head[1](z)
 
 
 class SimSiam(TwoViews):
@@ -213,9 +225,9 @@ class SimSiam(TwoViews):
                             f"{m.projector[-1]}")
         super().__init__(SimSiamModel(encoder, list(m.projector), list(m.predictor)), cfg, pre)
 
-    def step(self, first, second, forward):
-        out = forward(torch.cat([first, second]))
-        (z1, z2), (p1, p2) = halves(out[:, :out.shape[1] // 2]), halves(out[:, out.shape[1] // 2:])
+    def step(self, views, forward):
+        z, p = forward(views)
+        (z1, z2), (p1, p2) = halves(z), halves(p)
         return (negative_cosine(p1, z2) + negative_cosine(p2, z1)) / 2, {"collapse": _spread(z1)}
 
 
@@ -237,10 +249,8 @@ class BarlowTwins(TwoViews):
         super().__init__(EncoderHead(encoder, mlp([encoder.dim, *m.projector])), cfg, pre)
         self.loss_title = f"Barlow Twins loss (λ = {m.lambd:g})"
 
-    def step(self, first, second, forward):
-        z = forward(torch.cat([first, second]))
-        z1, z2 = gather_with_gradient(z[:self.share]), gather_with_gradient(z[self.share:])
-        return barlow_twins(z1, z2, self.m.lambd), {}
+    def step(self, views, forward):
+        return barlow_twins(*global_halves(forward(views)), self.m.lambd), {}
 
 
 class VICReg(TwoViews):
@@ -253,10 +263,8 @@ class VICReg(TwoViews):
         m = cfg.method
         super().__init__(EncoderHead(encoder, mlp([encoder.dim, *m.projector])), cfg, pre)
 
-    def step(self, first, second, forward):
-        z = forward(torch.cat([first, second]))
-        z1, z2 = gather_with_gradient(z[:self.share]), gather_with_gradient(z[self.share:])
-        return vicreg(z1, z2, self.m.invariance, self.m.variance, self.m.covariance)
+    def step(self, views, forward):
+        return vicreg(*global_halves(forward(views)), self.m.invariance, self.m.variance, self.m.covariance)
 
 
 # -- self-distillation ------------------------------------------------------------------------------------------------
@@ -279,25 +287,24 @@ class DINO(TwoViews):
     def __init__(self, encoder: nn.Module, cfg: DictConfig, pre: Pretraining):
         m = cfg.method
         super().__init__(DINOModel(encoder, m.hidden, m.bottleneck, m.prototypes), cfg, pre)
+        self.follow(self.model.teacher, self.model.encoder, self.model.head)
         self.loss_title = (f"DINO loss (student temperature {m.student_temperature}, teacher "
                            f"{m.teacher_temperature})")
         self._teacher_sum = None
 
-    def step(self, first, second, forward):
-        s1, s2 = halves(forward(torch.cat([first, second])))
-        t = self.target(self.model.teacher, torch.cat([first, second])).float()
-        t1, t2 = halves(t)
-        loss = dino_loss([s1, s2], [t1, t2], self.model.centre, self.m.student_temperature,
-                         self.m.teacher_temperature)
-        self._teacher_sum = torch.cat([t.sum(dim=0), t.new_full((1,), len(t))])  # summed over ranks after the step
+    def step(self, views, forward):
+        student, teacher = forward(views), self.target(views)
+        loss = dino_loss(list(halves(student)), list(halves(teacher)), self.model.centre,
+                         self.m.student_temperature, self.m.teacher_temperature)
+        # the batch's sum and count, summed over the ranks after the step: the centre moves by the global mean
+        self._teacher_sum = torch.cat([teacher.sum(dim=0), teacher.new_full((1,), len(teacher))])
         return loss, {}
 
     def after_step(self, step, total):
-        ema_update(self.model.teacher, nn.Sequential(self.model.encoder, self.model.head),
-                   cosine_momentum(step, total, self.m.momentum))
+        super().after_step(step, total)
         total_sum = sum_across_ranks(self._teacher_sum)
-        mean = total_sum[:-1] / total_sum[-1]
-        self.model.centre.mul_(self.m.centre_momentum).add_(mean, alpha=1 - self.m.centre_momentum)
+        self.model.centre.mul_(self.m.centre_momentum).add_(total_sum[:-1] / total_sum[-1],
+                                                            alpha=1 - self.m.centre_momentum)
 
 
 METHODS = {"simclr": SimCLR, "moco": MoCo, "byol": BYOL, "simsiam": SimSiam, "barlow_twins": BarlowTwins,

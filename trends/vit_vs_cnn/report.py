@@ -82,7 +82,7 @@ def finish(run: Run, cfg: DictConfig, names: list[str], fractions: list[float], 
     path = accuracy_plot(run.plots_dir / "accuracy_vs_data.png", names, fractions, images, table, contenders,
                          summary.get("crossover_images"), cfg)
     training_loss_plot(run.plots_dir / "training_loss.png", run.history("train"))
-    Console().print(rich_table(names, fractions, images, table, contenders))
+    Console().print(rich_table(names, fractions, images, table, contenders, summary.get("closes", {})))
     if "gap" in summary:
         where = (f"the ViT catches up at ≈{summary['crossover_images']:,} images"
                  if summary["crossover_images"] else "no crossover inside the grid")
@@ -240,8 +240,9 @@ def training_loss_plot(path, records: list[dict]) -> None:
     plots.save(fig, path)
 
 
-def rich_table(names, fractions, images, table, contenders) -> Table:
-    """Accuracy per model (rows) and training-set size (columns), with each model's cost; last row: the gap."""
+def rich_table(names, fractions, images, table, contenders, closes: dict) -> Table:
+    """Accuracy per model (rows) and training-set size (columns), with each model's cost; then the gap, and the
+    share of it each further transformer closes (`closes`: the summary's)."""
     out = Table(title="ViT vs CNN: test accuracy by number of training images (fraction)")
     for col in ("model", "params", "MFLOPs", "img/s", "MFU"):
         out.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
@@ -255,7 +256,6 @@ def rich_table(names, fractions, images, table, contenders) -> Table:
     if CNN in names and VIT in names:
         out.add_row("CNN − ViT", "", "", "", "",
                     *(f"{100 * (table[CNN][fmt(f)] - table[VIT][fmt(f)]):+.1f}" for f in fractions))
-        for name in [n for n in names if n not in (CNN, VIT)]:
-            shares = [closed_share(table, name, fmt(f)) for f in fractions]
-            out.add_row(f"{name} closes", "", "", "", "", *("–" if c is None else f"{c:.0%}" for c in shares))
+        for name, row in closes.items():
+            out.add_row(f"{name} closes", "", "", "", "", *("–" if c is None else f"{c:.0%}" for c in row.values()))
     return out
