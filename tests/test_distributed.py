@@ -109,10 +109,13 @@ def test_two_processes_match_one_with_the_same_global_batch(workdir, command):
 SAME_VIEWS = ["aug.scale=[1,1]", "aug.ratio=[1,1]", "aug.flip=0", "aug.jitter_p=0", "aug.grayscale_p=0"]
 
 
-@pytest.mark.parametrize("method", ["simclr", "vicreg"])  # negatives, and batch statistics: both gathered
+# negatives (the default's multi-crop SimCLR: two forward passes through DDP per step) and batch statistics, both
+# gathered; the small views, full images at 16 × 16, without randomness either
+@pytest.mark.parametrize("method", ["simclr_multicrop", "vicreg"])
 def test_two_processes_take_the_steps_of_one_process(workdir, method):
+    same_views = [*SAME_VIEWS, "method.small_scale=[1,1]"] if method == "simclr_multicrop" else SAME_VIEWS
     overrides = ["--smoke", f"method={method}", "train.epochs=1", "train.log_every=1", "eval.probe.epochs=0",
-                 "eval.supervised.epochs=0", "train.amp=false", *SAME_VIEWS]  # fp32: bf16's rounding would hide it
+                 "eval.supervised.epochs=0", "train.amp=false", *same_views]  # fp32: bf16's rounding would hide it
     ddp = _torchrun("contrastive", *overrides, cwd=workdir)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     run = _one_torchrun_folder(workdir, "contrastive")

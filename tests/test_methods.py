@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
 import torch.nn as nn
 
+from trends.contrastive.compare import analyse
 from trends.contrastive.loss import barlow_twins, dino_loss, info_nce, negative_cosine, vicreg
 from trends.contrastive.methods import METHODS, MoCoModel
 from trends.contrastive.momentum import cosine_momentum, ema_update, frozen_copy
@@ -115,7 +117,7 @@ SMOKE = ["--smoke", "train.epochs=1", "eval.probe.epochs=0", "eval.supervised.ep
 
 
 def test_every_method_runs_through_the_cli_and_the_sweep_compares_them(workdir, cli):
-    others = [m for m in METHODS if m != "simclr"]  # SimCLR's own smoke run is in test_contrastive.py
+    others = [m for m in METHODS if m != "simclr_multicrop"]  # the default's smoke run is in test_contrastive.py
     code, output = cli("contrastive", *SMOKE, "-m", f"method={','.join(others)}")
     assert code == 0, output
     (sweep,) = (workdir / "outputs" / "contrastive" / "multirun").iterdir()
@@ -133,3 +135,18 @@ def test_every_method_runs_through_the_cli_and_the_sweep_compares_them(workdir, 
     best = max(compared["methods"], key=lambda r: r["knn_acc"])
     assert compared["finding"].startswith(f"{best['method']} leads with kNN accuracy {best['knn_acc']:.3f}")
     assert (sweep / "plots" / "methods.png").stat().st_size > 10_000 and (sweep / "methods.md").is_file()
+
+    # A second seed of the first method (its job folder copied, its numbers moved): that row becomes the mean ± the
+    # sample std of the two, the others stay one seed each.
+    first = job_folders(sweep)[0]
+    second = sweep / str(len(others))
+    shutil.copytree(first, second)
+    moved = json.loads((second / "summary.json").read_text())
+    a = moved["metrics"]["knn_acc"]
+    moved["seed"], moved["metrics"]["knn_acc"] = 1, a + 0.02
+    (second / "summary.json").write_text(json.dumps(moved))
+    rows = {r["method"]: r for r in analyse(sweep)["methods"]}
+    assert list(rows) == others and rows[others[0]]["seeds"] == 2 and rows[others[1]]["seeds"] == 1
+    assert rows[others[0]]["knn_acc"] == pytest.approx(a + 0.01, abs=1e-4)
+    assert rows[others[0]]["knn_acc_std"] == pytest.approx(0.02 / math.sqrt(2), abs=1e-4)
+    assert f"{rows[others[0]]['knn_acc']:.3f} ± 0.014" in (sweep / "methods.md").read_text()

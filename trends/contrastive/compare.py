@@ -33,9 +33,10 @@ def method_rows(sweep_dir: Path) -> tuple[list[dict], list[str]]:
     rows = []
     for method, jobs in groups.items():
         row = {"method": method, "seeds": len(jobs)}
-        for baseline in ("random_init_knn_acc", "random_init_probe_acc"):  # the same encoder for every method
-            if jobs[0].get(baseline) is not None:
-                row[baseline] = round(jobs[0][baseline], 4)
+        for baseline in ("random_init_knn_acc", "random_init_probe_acc"):  # per seed, the same for every method
+            values = [j[baseline] for j in jobs if j.get(baseline) is not None]
+            if values:
+                row[baseline] = round(statistics.fmean(values), 4)
         for key in MEASURES:
             values = [j[key] for j in jobs if j.get(key) is not None]
             if values:
@@ -85,7 +86,7 @@ def figure(path: Path, rows: list[dict]) -> None:
     for key, label, colour in baselines:
         ax.axhline(rows[0][key], color=colour, linestyle="--", linewidth=1)
         ax.annotate(label, (0.01, rows[0][key]), xycoords=("axes fraction", "data"), va="bottom", fontsize=8,
-                    color=colour)
+                    color=colour, zorder=5, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
     for x, r in zip(xs, rows):
         ax.annotate(f"{r['knn_gain_points']:+.1f}", (x - width / 2 * probe, r["knn_acc"]), textcoords="offset points",
                     xytext=(0, 4), ha="center", fontsize=8)

@@ -7,6 +7,9 @@ needs over the global batch:
 
 - simclr: negatives, every other view of the batch. Projections gathered with their gradient: NT-Xent over the
   global batch.
+- simclr_multicrop (the default): SimCLR with two small views more per image (SwAV's multi-crop), each paired
+  with both large views. Gathered as SimCLR; the large and the small views take two forward passes through DDP
+  before the one backward, which sums both into each parameter's gradient before DDP averages it.
 - moco: negatives from a queue of keys made by a momentum encoder. Keys gathered (no gradient): every rank keeps
   the same queue.
 - byol: a predictor and a slowly moving target network. Nothing beyond DDP: the loss is per image.
@@ -32,7 +35,7 @@ import torch.nn as nn
 from omegaconf import DictConfig, OmegaConf
 
 from trends.contrastive import plots as view_plots
-from trends.contrastive.augment import two_views
+from trends.contrastive.augment import two_views, view
 from trends.contrastive.loss import barlow_twins, dino_loss, info_nce, negative_cosine, nt_xent, vicreg
 from trends.contrastive.models import DINOHead, SimCLRModel, mlp
 from trends.contrastive.momentum import cosine_momentum, ema_update, frozen_copy
@@ -117,9 +120,26 @@ class SimCLR(TwoViews):
             raise UserError(f"method.projector={list(m.projector)}: SimCLR's head is [hidden, out], e.g. [512,128]")
         super().__init__(SimCLRModel(encoder, *m.projector), cfg, pre)
         self.loss_title = f"NT-Xent loss (temperature {m.temperature})"
+        if m.small_crops:
+            self.label = "SimCLR + multi-crop"
+            self.loss_title += f", 2 + {m.small_crops} views"
 
     def step(self, views, forward):
         return nt_xent(*global_halves(forward(views)), self.m.temperature), {}
+
+    def loss(self, images, generator, forward):
+        """Two views of each image (step); with `method.small_crops` = k, multi-crop (SwAV, Caron et al. 2020): k
+        small views more, each the positive of both large views of its image in its own NT-Xent, all pairs
+        averaged."""
+        views = torch.cat(two_views(images, self.aug, generator))
+        if not self.m.small_crops:
+            return self.step(views, forward)
+        large = global_halves(forward(views))
+        small_aug = OmegaConf.merge(self.aug, {"size": self.m.small_size, "scale": list(self.m.small_scale)})
+        x = images.float().div_(255)
+        small = forward(torch.cat([view(x, small_aug, generator) for _ in range(self.m.small_crops)]))
+        pairs = [large] + [(gather_with_gradient(s), z) for s in small.chunk(self.m.small_crops) for z in large]
+        return sum(nt_xent(a, b, self.m.temperature) for a, b in pairs) / len(pairs), {}
 
 
 class MoCoModel(EncoderHead):
@@ -307,8 +327,8 @@ class DINO(TwoViews):
                                                             alpha=1 - self.m.centre_momentum)
 
 
-METHODS = {"simclr": SimCLR, "moco": MoCo, "byol": BYOL, "simsiam": SimSiam, "barlow_twins": BarlowTwins,
-           "vicreg": VICReg, "dino": DINO}
+METHODS = {"simclr": SimCLR, "simclr_multicrop": SimCLR, "moco": MoCo, "byol": BYOL, "simsiam": SimSiam,
+           "barlow_twins": BarlowTwins, "vicreg": VICReg, "dino": DINO}
 
 
 def build_method(cfg: DictConfig, pre: Pretraining) -> TwoViews:

@@ -53,7 +53,7 @@ class Demo:
 
 DEMOS = [
     Demo("contrastive", "contrastive", "trends.contrastive.train",
-         "SimCLR self-supervised learning, evaluated with kNN and a linear probe.", 4, headline="knn_acc",
+         "Self-supervised learning: SimCLR and six methods after it, kNN and linear probe.", 4, headline="knn_acc",
          checks="trends.vision.checks:CHECKS"),
     Demo("gnn", "gnn", "trends.gnn.train",
          "Graph neural networks on citation graphs and molecules, 2 to 64 layers deep.", 3,
