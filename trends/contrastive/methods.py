@@ -123,6 +123,7 @@ class SimCLR(TwoViews):
         if m.small_crops:
             self.label = "SimCLR + multi-crop"
             self.loss_title += f", 2 + {m.small_crops} views"
+            self.small_aug = OmegaConf.merge(self.aug, {"size": m.small_size, "scale": list(m.small_scale)})
 
     def step(self, views, forward):
         return nt_xent(*global_halves(forward(views)), self.m.temperature), {}
@@ -131,13 +132,11 @@ class SimCLR(TwoViews):
         """Two views of each image (step); with `method.small_crops` = k, multi-crop (SwAV, Caron et al. 2020): k
         small views more, each the positive of both large views of its image in its own NT-Xent, all pairs
         averaged."""
-        views = torch.cat(two_views(images, self.aug, generator))
         if not self.m.small_crops:
-            return self.step(views, forward)
-        large = global_halves(forward(views))
-        small_aug = OmegaConf.merge(self.aug, {"size": self.m.small_size, "scale": list(self.m.small_scale)})
+            return super().loss(images, generator, forward)
+        large = global_halves(forward(torch.cat(two_views(images, self.aug, generator))))
         x = images.float().div_(255)
-        small = forward(torch.cat([view(x, small_aug, generator) for _ in range(self.m.small_crops)]))
+        small = forward(torch.cat([view(x, self.small_aug, generator) for _ in range(self.m.small_crops)]))
         pairs = [large] + [(gather_with_gradient(s), z) for s in small.chunk(self.m.small_crops) for z in large]
         return sum(nt_xent(a, b, self.m.temperature) for a, b in pairs) / len(pairs), {}
 
